@@ -1,0 +1,879 @@
+//! `warden.toml`: parsing, defaults and validation with file:line diagnostics.
+//!
+//! Parsing happens in two layers. The `raw` structs mirror the file (unknown keys are errors,
+//! names carry their source spans); [`Config::parse`] checks every reference and turns them into
+//! the clean, validated [`Config`] the rest of Warden uses. Spans of names that later stages may
+//! still reject (a tool that the upstream turns out not to have) are kept in [`SourceMap`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::{DataClasses, Mode, RiskTier, ToolName};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    /// Relative paths in the config (policies, data dir, sqlite files) resolve against this.
+    pub base_dir: PathBuf,
+    pub server: ServerConfig,
+    pub classes: DataClasses,
+    /// The class of a field nobody classified.
+    pub default_class: String,
+    pub vendors: Vec<Vendor>,
+    pub upstreams: Vec<Upstream>,
+    pub tools: Vec<ToolConfig>,
+    pub roles: Vec<Role>,
+    pub agents: Vec<Agent>,
+    pub users: Vec<User>,
+    pub policy: PolicyConfig,
+    pub spans: SourceMap,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// `sqlite://FILE` (relative to the config's folder) or `postgres://...`.
+    pub database: String,
+    /// Keys, tokens and other local state; relative to the config's folder.
+    pub data_dir: PathBuf,
+    /// Requests with a larger body are refused before parsing.
+    pub max_body_bytes: usize,
+    /// How long an upstream call may take before it fails.
+    pub call_timeout: Duration,
+    /// Extra `Host` values the MCP edge accepts besides loopback (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Most events committed in one transaction.
+    pub audit_batch_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vendor {
+    pub name: String,
+    pub cleared: String,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub vendor: String,
+    pub transport: Transport,
+    /// The twin used in sandbox mode.
+    pub sandbox: Option<String>,
+    /// Whether its MCP tool annotations may set risk tiers.
+    pub trusted: bool,
+    /// The name prefix agents see: `None` means the upstream's name; `Some("")` means none.
+    pub prefix: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+impl Upstream {
+    /// The name an agent sees for one of this upstream's tools.
+    pub fn exposed_name(&self, tool: &str) -> String {
+        match self.prefix.as_deref() {
+            Some("") => tool.to_owned(),
+            Some(p) => format!("{p}.{tool}"),
+            None => format!("{}.{tool}", self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// A child process speaking MCP over stdin/stdout.
+    Stdio { command: Vec<String>, env: BTreeMap<String, SecretValue>, cwd: Option<PathBuf> },
+    /// MCP Streamable HTTP.
+    Http { url: String, headers: BTreeMap<String, SecretValue> },
+}
+
+/// A value that may be a secret: a literal, or read from an environment variable or a file when
+/// Warden connects. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum SecretValue {
+    Literal(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Literal(_) => f.write_str("Literal(<redacted>)"),
+            Self::Env { env } => write!(f, "Env({env})"),
+            Self::File { file } => write!(f, "File({})", file.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{0}` is not set")]
+    MissingEnv(String),
+    #[error("cannot read secret file {0}: {1}")]
+    File(PathBuf, std::io::Error),
+}
+
+impl SecretValue {
+    /// The value itself. Relative files resolve against `base_dir`.
+    pub fn resolve(&self, base_dir: &Path) -> Result<String, SecretError> {
+        match self {
+            Self::Literal(v) => Ok(v.clone()),
+            Self::Env { env } => std::env::var(env).map_err(|_| SecretError::MissingEnv(env.clone())),
+            Self::File { file } => {
+                let path = base_dir.join(file);
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                    .map_err(|e| SecretError::File(path, e))
+            }
+        }
+    }
+}
+
+/// Settings for one tool. Tools an upstream offers but the config does not name still exist:
+/// they get their risk tier from annotations (trusted upstreams) or `high`.
+#[derive(Debug, Clone)]
+pub struct ToolConfig {
+    pub name: ToolName,
+    pub risk: Option<RiskTier>,
+    pub description: Option<String>,
+    /// Per-tool mode override for every agent.
+    pub mode: Option<Mode>,
+    pub undo: Option<UndoRecipe>,
+    /// JSON Pointer-like paths (`input/...`, `result/...`, `*` over arrays) to data classes.
+    pub classify: BTreeMap<String, String>,
+    /// An input schema to use instead of the upstream's.
+    pub input_schema: Option<serde_json::Value>,
+}
+
+/// How to compensate a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UndoRecipe {
+    Irreversible,
+    /// Call `tool` with `args`, a template over the original arguments and result.
+    Compensate { tool: ToolName, args: serde_json::Value },
+    /// Read the prior state with `capture` before the write, restore it with `tool`.
+    Capture { capture: ToolName, tool: ToolName },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    pub owner: String,
+    pub purpose: String,
+    pub roles: Vec<String>,
+    pub mode: Mode,
+    pub clearance: String,
+    /// Whether the agent may act on behalf of a user named in the call.
+    pub delegation: bool,
+    pub data_basis: Option<String>,
+    pub risk: Option<RiskTier>,
+    pub tool_modes: BTreeMap<ToolName, Mode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Folder of `*.cedar` files, relative to the config's folder.
+    pub dir: PathBuf,
+    /// A candidate bundle evaluated beside the active one.
+    pub shadow: Option<PathBuf>,
+}
+
+/// Where names sit in the config file, for diagnostics raised after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    source: String,
+    places: HashMap<String, usize>,
+}
+
+impl SourceMap {
+    /// A diagnostic at the place recorded under `key` (e.g. `tools.crm.get_customer`), or at the
+    /// top of the file when nothing was recorded.
+    pub fn diagnostic(&self, file: &Path, key: &str, message: impl Into<String>) -> Diagnostic {
+        let offset = self.places.get(key).copied().unwrap_or(0);
+        Diagnostic::at_offset(file, &self.source, offset, message)
+    }
+    fn record(&mut self, key: String, offset: usize) {
+        self.places.entry(key).or_insert(offset);
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics::from(Diagnostic::new(path, 0, 0, format!("cannot read config: {e}")))
+        })?;
+        Self::parse(path, &source)
+    }
+
+    /// Validate config text; `path` names the file in diagnostics and sets the base folder.
+    pub fn parse(path: &Path, source: &str) -> Result<Config, Diagnostics> {
+        let raw: raw::File = toml::from_str(source).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let message = e.message().trim().to_owned();
+            Diagnostics::from(Diagnostic::at_offset(path, source, offset, message))
+        })?;
+        Validator { path, source, diags: Diagnostics::default(), spans: SourceMap::default() }
+            .validate(raw)
+    }
+
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.id == id)
+    }
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+    pub fn vendor(&self, name: &str) -> Option<&Vendor> {
+        self.vendors.iter().find(|v| v.name == name)
+    }
+    pub fn tool(&self, name: &ToolName) -> Option<&ToolConfig> {
+        self.tools.iter().find(|t| &t.name == name)
+    }
+    /// A path from the config made absolute against the config's folder.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        self.base_dir.join(p)
+    }
+    /// The database URL with a relative SQLite path made absolute.
+    pub fn database_url(&self) -> String {
+        match self.server.database.strip_prefix("sqlite://") {
+            Some(file) if !file.starts_with('/') && !file.starts_with(':') => {
+                format!("sqlite://{}", self.base_dir.join(file).display())
+            }
+            _ => self.server.database.clone(),
+        }
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    source: &'a str,
+    diags: Diagnostics,
+    spans: SourceMap,
+}
+
+impl Validator<'_> {
+    fn error_at(&mut self, offset: usize, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::at_offset(self.path, self.source, offset, message));
+        self.diags.0.last_mut().expect("just pushed")
+    }
+
+    fn validate(mut self, raw: raw::File) -> Result<Config, Diagnostics> {
+        let classes = match raw.classes.order {
+            Some(order) => self.class_order(order),
+            None => DataClasses::default(),
+        };
+        let default_class = match raw.classes.default {
+            Some(d) => {
+                self.check_class(&classes, &d);
+                d.into_inner()
+            }
+            None => classes.names().get(1).or(classes.names().first()).cloned().unwrap_or_default(),
+        };
+
+        let vendors = self.vendors(raw.vendors, &classes);
+        let roles = self.roles(raw.roles);
+        let role_names: BTreeSet<String> = roles.iter().map(|r| r.name.clone()).collect();
+        let upstreams = self.upstreams(raw.upstreams, &vendors);
+        let upstream_names: BTreeSet<String> = upstreams.iter().map(|u| u.name.clone()).collect();
+        let tools = self.tools(raw.tools, &upstream_names, &classes);
+        let agents = self.agents(raw.agents, &role_names, &upstream_names, &classes);
+        let users = self.users(raw.users, &role_names);
+        let server = self.server(raw.server);
+        let policy = PolicyConfig {
+            dir: raw.policy.dir.unwrap_or_else(|| PathBuf::from("policies")),
+            shadow: raw.policy.shadow,
+        };
+        let base_dir = self
+            .path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        self.spans.source = self.source.to_owned();
+        let config = Config {
+            path: self.path.to_path_buf(),
+            base_dir,
+            server,
+            classes,
+            default_class,
+            vendors,
+            upstreams,
+            tools,
+            roles,
+            agents,
+            users,
+            policy,
+            spans: self.spans,
+        };
+        self.diags.into_result(config)
+    }
+
+    fn class_order(&mut self, order: Spanned<Vec<String>>) -> DataClasses {
+        let start = order.span().start;
+        let names = order.into_inner();
+        let unique: BTreeSet<&String> = names.iter().collect();
+        if names.is_empty() {
+            self.error_at(start, "`classes.order` is empty").help = Some("list at least one data class, least sensitive first".into());
+        } else if unique.len() != names.len() {
+            self.error_at(start, "`classes.order` names a class twice");
+        } else if names.len() > 64 {
+            self.error_at(start, "`classes.order` has more than 64 classes");
+        }
+        DataClasses::new(names)
+    }
+
+    fn check_class(&mut self, classes: &DataClasses, name: &Spanned<String>) {
+        if classes.level(name.get_ref()).is_none() {
+            let known = classes.names().join(", ");
+            self.error_at(name.span().start, format!("unknown data class `{}`", name.get_ref()))
+                .help = Some(format!("known classes: {known}"));
+        }
+    }
+
+    fn check_unique(&mut self, seen: &mut BTreeSet<String>, what: &str, name: &Spanned<String>) {
+        if !seen.insert(name.get_ref().clone()) {
+            self.error_at(name.span().start, format!("{what} `{}` is declared twice", name.get_ref()));
+        }
+    }
+
+    fn check_ident(&mut self, what: &str, name: &Spanned<String>, allow_dot: bool) {
+        let s = name.get_ref();
+        let ok = !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-') || (allow_dot && c == '.'));
+        if !ok {
+            self.error_at(name.span().start, format!("{what} `{s}` is not a valid name"))
+                .help = Some("use letters, digits, `_` and `-`".into());
+        }
+    }
+
+    fn vendors(&mut self, raw: Vec<raw::Vendor>, classes: &DataClasses) -> Vec<Vendor> {
+        let mut seen = BTreeSet::new();
+        raw.into_iter()
+            .map(|v| {
+                self.check_unique(&mut seen, "vendor", &v.name);
+                self.check_class(classes, &v.cleared);
+                Vendor { name: v.name.into_inner(), cleared: v.cleared.into_inner(), region: v.region }
+            })
+            .collect()
+    }
+
+    fn roles(&mut self, raw: Vec<raw::Role>) -> Vec<Role> {
+        let mut seen = BTreeSet::new();
+        raw.into_iter()
+            .map(|r| {
+                self.check_unique(&mut seen, "role", &r.name);
+                self.check_ident("role", &r.name, false);
+                Role { name: r.name.into_inner(), description: r.description }
+            })
+            .collect()
+    }
+
+    fn upstreams(&mut self, raw: Vec<raw::Upstream>, vendors: &[Vendor]) -> Vec<Upstream> {
+        let mut seen = BTreeSet::new();
+        let names: BTreeSet<String> = raw.iter().map(|u| u.name.get_ref().clone()).collect();
+        let mut out = Vec::new();
+        for u in raw {
+            self.check_unique(&mut seen, "upstream", &u.name);
+            self.check_ident("upstream", &u.name, false);
+            if !vendors.iter().any(|v| &v.name == u.vendor.get_ref()) {
+                self.error_at(u.vendor.span().start, format!("unknown vendor `{}`", u.vendor.get_ref()))
+                    .help = Some("declare it in a [[vendors]] table".into());
+            }
+            if let Some(sandbox) = &u.sandbox {
+                if !names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref() {
+                    self.error_at(sandbox.span().start, format!("unknown sandbox upstream `{}`", sandbox.get_ref()))
+                        .help = Some("the sandbox twin is another [[upstreams]] entry".into());
+                }
+            }
+            if let Some(p) = &u.prefix {
+                if p.get_ref().contains('.') {
+                    self.error_at(p.span().start, "`prefix` may not contain `.`");
+                }
+            }
+            let transport = match (u.command, u.url) {
+                (Some(cmd), None) => {
+                    if cmd.get_ref().is_empty() {
+                        self.error_at(cmd.span().start, "`command` is empty");
+                    }
+                    Transport::Stdio { command: cmd.into_inner(), env: u.env, cwd: u.cwd }
+                }
+                (None, Some(url)) => {
+                    let s = url.get_ref();
+                    if !(s.starts_with("http://") || s.starts_with("https://")) {
+                        self.error_at(url.span().start, format!("`url` must be http:// or https://, got `{s}`"));
+                    }
+                    if !u.env.is_empty() {
+                        self.error_at(u.name.span().start, "`env` applies only to stdio upstreams (`command`)");
+                    }
+                    Transport::Http { url: url.into_inner(), headers: u.headers }
+                }
+                (Some(cmd), Some(_)) => {
+                    self.error_at(cmd.span().start, "an upstream has either `command` (stdio) or `url` (HTTP), not both");
+                    Transport::Stdio { command: cmd.into_inner(), env: u.env, cwd: u.cwd }
+                }
+                (None, None) => {
+                    self.error_at(u.name.span().start, format!("upstream `{}` has neither `command` nor `url`", u.name.get_ref()))
+                        .help = Some("`command = [\"prog\", \"arg\"]` for stdio, `url = \"http://...\"` for Streamable HTTP".into());
+                    Transport::Http { url: String::new(), headers: BTreeMap::new() }
+                }
+            };
+            self.spans.record(format!("upstreams.{}", u.name.get_ref()), u.name.span().start);
+            out.push(Upstream {
+                name: u.name.into_inner(),
+                vendor: u.vendor.into_inner(),
+                transport,
+                sandbox: u.sandbox.map(Spanned::into_inner),
+                trusted: u.trusted,
+                prefix: u.prefix.map(Spanned::into_inner),
+                timeout: u.timeout_ms.map(Duration::from_millis),
+            });
+        }
+        out
+    }
+
+    fn tool_name(&mut self, name: &Spanned<String>, upstreams: &BTreeSet<String>) -> Option<ToolName> {
+        match name.get_ref().parse::<ToolName>() {
+            Ok(t) if upstreams.contains(t.upstream()) => Some(t),
+            Ok(t) => {
+                self.error_at(name.span().start, format!("tool `{t}` names unknown upstream `{}`", t.upstream()))
+                    .help = Some(format!("known upstreams: {}", upstreams.iter().cloned().collect::<Vec<_>>().join(", ")));
+                None
+            }
+            Err(e) => {
+                self.error_at(name.span().start, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn tools(&mut self, raw: Vec<raw::Tool>, upstreams: &BTreeSet<String>, classes: &DataClasses) -> Vec<ToolConfig> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for t in raw {
+            self.check_unique(&mut seen, "tool", &t.name);
+            let name = self.tool_name(&t.name, upstreams);
+            let undo = t.undo.and_then(|u| self.undo(u, upstreams));
+            let mut classify = BTreeMap::new();
+            for (path, class) in t.classify {
+                if !(path.starts_with("input/") || path.starts_with("result/")) {
+                    self.error_at(class.span().start, format!("classify path `{path}` must start with `input/` or `result/`"));
+                }
+                self.check_class(classes, &class);
+                classify.insert(path, class.into_inner());
+            }
+            if let Some(name) = name {
+                self.spans.record(format!("tools.{name}"), t.name.span().start);
+                out.push(ToolConfig {
+                    name,
+                    risk: t.risk,
+                    description: t.description,
+                    mode: t.mode,
+                    undo,
+                    classify,
+                    input_schema: t.input_schema,
+                });
+            }
+        }
+        out
+    }
+
+    fn undo(&mut self, raw: Spanned<raw::Undo>, upstreams: &BTreeSet<String>) -> Option<UndoRecipe> {
+        let span = raw.span();
+        let at = span.start;
+        match raw.into_inner() {
+            raw::Undo::Keyword(k) if k == "irreversible" => Some(UndoRecipe::Irreversible),
+            raw::Undo::Keyword(k) => {
+                self.error_at(at, format!("unknown undo recipe `{k}`")).help =
+                    Some("use \"irreversible\", { tool = ..., args = {...} } or { capture = ..., tool = ... }".into());
+                None
+            }
+            raw::Undo::Recipe { tool, capture, args } => {
+                let tool_name = self.tool_name(&Spanned::new(span.clone(), tool), upstreams)?;
+                self.spans.record(format!("undo.{tool_name}"), at);
+                match (capture, args) {
+                    (Some(c), None) => {
+                        let capture = self.tool_name(&Spanned::new(span, c), upstreams)?;
+                        self.spans.record(format!("undo.{capture}"), at);
+                        Some(UndoRecipe::Capture { capture, tool: tool_name })
+                    }
+                    (None, args) => Some(UndoRecipe::Compensate {
+                        tool: tool_name,
+                        args: args.unwrap_or(serde_json::Value::Object(Default::default())),
+                    }),
+                    (Some(_), Some(_)) => {
+                        self.error_at(at, "an undo recipe has `capture` or `args`, not both");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_roles(&mut self, roles: &[Spanned<String>], known: &BTreeSet<String>) {
+        for r in roles {
+            if !known.contains(r.get_ref()) {
+                self.error_at(r.span().start, format!("unknown role `{}`", r.get_ref())).help =
+                    Some("declare it in a [[roles]] table".into());
+            }
+        }
+    }
+
+    fn agents(
+        &mut self,
+        raw: Vec<raw::Agent>,
+        roles: &BTreeSet<String>,
+        upstreams: &BTreeSet<String>,
+        classes: &DataClasses,
+    ) -> Vec<Agent> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for a in raw {
+            self.check_unique(&mut seen, "agent", &a.id);
+            self.check_ident("agent id", &a.id, true);
+            self.check_roles(&a.roles, roles);
+            self.check_class(classes, &a.clearance);
+            for (field, value) in [("owner", &a.owner), ("purpose", &a.purpose)] {
+                if value.get_ref().trim().is_empty() {
+                    self.error_at(value.span().start, format!("agent `{}` has an empty `{field}`", a.id.get_ref()));
+                }
+            }
+            let mut tool_modes = BTreeMap::new();
+            for (tool, mode) in a.tool_modes {
+                let spanned = Spanned::new(a.id.span(), tool);
+                if let Some(t) = self.tool_name(&spanned, upstreams) {
+                    tool_modes.insert(t, mode);
+                }
+            }
+            self.spans.record(format!("agents.{}", a.id.get_ref()), a.id.span().start);
+            out.push(Agent {
+                id: a.id.into_inner(),
+                owner: a.owner.into_inner(),
+                purpose: a.purpose.into_inner(),
+                roles: a.roles.into_iter().map(Spanned::into_inner).collect(),
+                mode: a.mode,
+                clearance: a.clearance.into_inner(),
+                delegation: a.delegation,
+                data_basis: a.data_basis,
+                risk: a.risk,
+                tool_modes,
+            });
+        }
+        out
+    }
+
+    fn users(&mut self, raw: Vec<raw::User>, roles: &BTreeSet<String>) -> Vec<User> {
+        let mut seen = BTreeSet::new();
+        raw.into_iter()
+            .map(|u| {
+                self.check_unique(&mut seen, "user", &u.id);
+                self.check_roles(&u.roles, roles);
+                User { id: u.id.into_inner(), roles: u.roles.into_iter().map(Spanned::into_inner).collect() }
+            })
+            .collect()
+    }
+
+    fn server(&mut self, raw: raw::Server) -> ServerConfig {
+        if let Some(db) = &raw.database {
+            let s = db.get_ref();
+            if !(s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+                self.error_at(db.span().start, format!("unsupported database `{s}`")).help =
+                    Some("use sqlite://FILE or postgres://USER@HOST/DB".into());
+            }
+        }
+        if let Some(listen) = &raw.listen {
+            if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                self.error_at(listen.span().start, format!("`listen` is not an address: `{}`", listen.get_ref()))
+                    .help = Some("for example \"127.0.0.1:8700\"".into());
+            }
+        }
+        ServerConfig {
+            listen: raw.listen.map(Spanned::into_inner).unwrap_or_else(|| "127.0.0.1:8700".into()),
+            database: raw.database.map(Spanned::into_inner).unwrap_or_else(|| "sqlite://warden.db".into()),
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(".warden")),
+            max_body_bytes: raw.max_body_bytes.unwrap_or(1 << 20),
+            call_timeout: Duration::from_millis(raw.call_timeout_ms.unwrap_or(30_000)),
+            allowed_hosts: raw.allowed_hosts,
+            audit_batch_max: raw.audit_batch_max.unwrap_or(512).max(1),
+        }
+    }
+}
+
+/// The file's shape, as written.
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub server: Server,
+        #[serde(default)]
+        pub classes: Classes,
+        #[serde(default)]
+        pub vendors: Vec<Vendor>,
+        #[serde(default)]
+        pub upstreams: Vec<Upstream>,
+        #[serde(default)]
+        pub tools: Vec<Tool>,
+        #[serde(default)]
+        pub roles: Vec<Role>,
+        #[serde(default)]
+        pub agents: Vec<Agent>,
+        #[serde(default)]
+        pub users: Vec<User>,
+        #[serde(default)]
+        pub policy: Policy,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub listen: Option<Spanned<String>>,
+        pub database: Option<Spanned<String>>,
+        pub data_dir: Option<PathBuf>,
+        pub max_body_bytes: Option<usize>,
+        pub call_timeout_ms: Option<u64>,
+        #[serde(default)]
+        pub allowed_hosts: Vec<String>,
+        pub audit_batch_max: Option<usize>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Classes {
+        pub order: Option<Spanned<Vec<String>>>,
+        pub default: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Vendor {
+        pub name: Spanned<String>,
+        pub cleared: Spanned<String>,
+        pub region: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Upstream {
+        pub name: Spanned<String>,
+        pub vendor: Spanned<String>,
+        pub command: Option<Spanned<Vec<String>>>,
+        pub url: Option<Spanned<String>>,
+        #[serde(default)]
+        pub env: BTreeMap<String, SecretValue>,
+        #[serde(default)]
+        pub headers: BTreeMap<String, SecretValue>,
+        pub cwd: Option<PathBuf>,
+        pub sandbox: Option<Spanned<String>>,
+        #[serde(default)]
+        pub trusted: bool,
+        pub prefix: Option<Spanned<String>>,
+        pub timeout_ms: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tool {
+        pub name: Spanned<String>,
+        pub risk: Option<RiskTier>,
+        pub description: Option<String>,
+        pub mode: Option<Mode>,
+        pub undo: Option<Spanned<Undo>>,
+        #[serde(default)]
+        pub classify: BTreeMap<String, Spanned<String>>,
+        pub input_schema: Option<serde_json::Value>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Undo {
+        Keyword(String),
+        // Untagged enums buffer their content, which loses spans: the whole recipe's span is used.
+        Recipe {
+            tool: String,
+            capture: Option<String>,
+            args: Option<serde_json::Value>,
+        },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Role {
+        pub name: Spanned<String>,
+        pub description: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Agent {
+        pub id: Spanned<String>,
+        pub owner: Spanned<String>,
+        pub purpose: Spanned<String>,
+        #[serde(default)]
+        pub roles: Vec<Spanned<String>>,
+        pub mode: Mode,
+        pub clearance: Spanned<String>,
+        #[serde(default)]
+        pub delegation: bool,
+        pub data_basis: Option<String>,
+        pub risk: Option<RiskTier>,
+        #[serde(default)]
+        pub tool_modes: BTreeMap<String, Mode>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct User {
+        pub id: Spanned<String>,
+        #[serde(default)]
+        pub roles: Vec<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Policy {
+        pub dir: Option<PathBuf>,
+        pub shadow: Option<PathBuf>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8700"
+
+[[vendors]]
+name = "internal"
+cleared = "restricted"
+
+[[upstreams]]
+name = "crm"
+vendor = "internal"
+command = ["warden", "sample-upstream", "crm"]
+sandbox = "crm-staging"
+
+[[upstreams]]
+name = "crm-staging"
+vendor = "internal"
+command = ["warden", "sample-upstream", "crm"]
+
+[[tools]]
+name = "crm.update_customer"
+risk = "high"
+undo = { capture = "crm.get_customer", tool = "crm.update_customer" }
+classify = { "result/ssn" = "regulated" }
+
+[[roles]]
+name = "support"
+
+[[agents]]
+id = "support-bot"
+owner = "lead@example.com"
+purpose = "Answer tickets"
+roles = ["support"]
+mode = "execute"
+clearance = "internal"
+"#;
+
+    fn parse(src: &str) -> Result<Config, Diagnostics> {
+        Config::parse(Path::new("warden.toml"), src)
+    }
+
+    fn first_error(src: &str) -> Diagnostic {
+        parse(src).unwrap_err().0.remove(0)
+    }
+
+    #[test]
+    fn a_valid_config_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.server.database, "sqlite://warden.db");
+        assert_eq!(c.default_class, "internal");
+        assert_eq!(c.agents[0].mode, Mode::Execute);
+        assert!(matches!(c.tools[0].undo, Some(UndoRecipe::Capture { .. })));
+        assert_eq!(c.upstream("crm").unwrap().sandbox.as_deref(), Some("crm-staging"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_at_its_line() {
+        let src = GOOD.replace("mode = \"execute\"", "mode = \"execute\"\nfavourite_colour = \"blue\"");
+        let d = first_error(&src);
+        assert!(d.message.contains("favourite_colour"), "{d}");
+        let line = src.lines().position(|l| l.starts_with("favourite_colour")).unwrap() + 1;
+        assert_eq!(d.line, line, "{d}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line() {
+        let d = first_error("[server\nlisten = 1");
+        assert_eq!(d.line, 1, "{d}");
+    }
+
+    #[test]
+    fn a_role_that_does_not_exist_is_an_error_at_its_use() {
+        let src = GOOD.replace("roles = [\"support\"]", "roles = [\"support\", \"finance\"]");
+        let d = first_error(&src);
+        assert!(d.message.contains("unknown role `finance`"), "{d}");
+        assert_eq!(d.line, src.lines().position(|l| l.contains("\"finance\"")).unwrap() + 1);
+    }
+
+    #[test]
+    fn a_tool_of_an_unknown_upstream_is_an_error() {
+        let d = first_error(&GOOD.replace("name = \"crm.update_customer\"", "name = \"billing.charge\""));
+        assert!(d.message.contains("unknown upstream `billing`"), "{d}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let src = GOOD
+            .replace("clearance = \"internal\"", "clearance = \"secret\"")
+            .replace("vendor = \"internal\"\ncommand = [\"warden\", \"sample-upstream\", \"crm\"]\nsandbox", "vendor = \"acme\"\ncommand = [\"warden\", \"sample-upstream\", \"crm\"]\nsandbox");
+        let errs = parse(&src).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs}");
+    }
+
+    #[test]
+    fn an_upstream_needs_exactly_one_transport() {
+        let d = first_error(&GOOD.replace("command = [\"warden\", \"sample-upstream\", \"crm\"]\nsandbox", "sandbox"));
+        assert!(d.message.contains("neither `command` nor `url`"), "{d}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = SecretValue::Literal("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_relative_sqlite_path_resolves_next_to_the_config() {
+        let c = Config::parse(Path::new("/etc/warden/warden.toml"), GOOD).unwrap();
+        assert_eq!(c.database_url(), "sqlite:///etc/warden/warden.db");
+    }
+}
