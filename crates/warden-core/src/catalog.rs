@@ -48,10 +48,19 @@ impl Catalog {
     }
 
     /// Add what `upstream` offers, applying the config's settings to each tool.
-    pub fn add_upstream(&mut self, config: &Config, upstream: &str, discovered: Vec<DiscoveredTool>) {
-        let Some(up) = config.upstream(upstream) else { return };
+    pub fn add_upstream(
+        &mut self,
+        config: &Config,
+        upstream: &str,
+        discovered: Vec<DiscoveredTool>,
+    ) {
+        let Some(up) = config.upstream(upstream) else {
+            return;
+        };
         for d in discovered {
-            let Ok(name) = ToolName::new(upstream, &d.name) else { continue };
+            let Ok(name) = ToolName::new(upstream, &d.name) else {
+                continue;
+            };
             let configured = config.tool(&name);
             let read_only_hint = d
                 .annotations
@@ -66,7 +75,9 @@ impl Catalog {
             };
             let info = ToolInfo {
                 exposed_name: up.exposed_name(&d.name),
-                description: configured.and_then(|t| t.description.clone()).or(d.description),
+                description: configured
+                    .and_then(|t| t.description.clone())
+                    .or(d.description),
                 input_schema: configured
                     .and_then(|t| t.input_schema.clone())
                     .unwrap_or(d.input_schema),
@@ -103,7 +114,11 @@ impl Catalog {
 
 /// A tool's risk tier: the config's word if it has one; otherwise the MCP `readOnlyHint`, but only
 /// from a trusted upstream; otherwise `high`.
-pub fn resolve_risk(configured: Option<RiskTier>, read_only_hint: Option<bool>, trusted: bool) -> RiskTier {
+pub fn resolve_risk(
+    configured: Option<RiskTier>,
+    read_only_hint: Option<bool>,
+    trusted: bool,
+) -> RiskTier {
     match (configured, read_only_hint, trusted) {
         (Some(r), _, _) => r,
         (None, Some(true), true) => RiskTier::Read,
@@ -125,6 +140,9 @@ mod tests {
 
     #[test]
     fn the_config_overrides_annotations() {
-        assert_eq!(resolve_risk(Some(RiskTier::Low), Some(true), true), RiskTier::Low);
+        assert_eq!(
+            resolve_risk(Some(RiskTier::Low), Some(true), true),
+            RiskTier::Low
+        );
     }
 }

@@ -89,9 +89,16 @@ impl Upstream {
 #[derive(Debug, Clone)]
 pub enum Transport {
     /// A child process speaking MCP over stdin/stdout.
-    Stdio { command: Vec<String>, env: BTreeMap<String, SecretValue>, cwd: Option<PathBuf> },
+    Stdio {
+        command: Vec<String>,
+        env: BTreeMap<String, SecretValue>,
+        cwd: Option<PathBuf>,
+    },
     /// MCP Streamable HTTP.
-    Http { url: String, headers: BTreeMap<String, SecretValue> },
+    Http {
+        url: String,
+        headers: BTreeMap<String, SecretValue>,
+    },
 }
 
 /// A value that may be a secret: a literal, or read from an environment variable or a file when
@@ -127,7 +134,9 @@ impl SecretValue {
     pub fn resolve(&self, base_dir: &Path) -> Result<String, SecretError> {
         match self {
             Self::Literal(v) => Ok(v.clone()),
-            Self::Env { env } => std::env::var(env).map_err(|_| SecretError::MissingEnv(env.clone())),
+            Self::Env { env } => {
+                std::env::var(env).map_err(|_| SecretError::MissingEnv(env.clone()))
+            }
             Self::File { file } => {
                 let path = base_dir.join(file);
                 std::fs::read_to_string(&path)
@@ -159,9 +168,15 @@ pub struct ToolConfig {
 pub enum UndoRecipe {
     Irreversible,
     /// Call `tool` with `args`, a template over the original arguments and result.
-    Compensate { tool: ToolName, args: serde_json::Value },
+    Compensate {
+        tool: ToolName,
+        args: serde_json::Value,
+    },
     /// Read the prior state with `capture` before the write, restore it with `tool`.
-    Capture { capture: ToolName, tool: ToolName },
+    Capture {
+        capture: ToolName,
+        tool: ToolName,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +237,12 @@ impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         let source = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics::from(Diagnostic::new(path, 0, 0, format!("cannot read config: {e}")))
+            Diagnostics::from(Diagnostic::new(
+                path,
+                0,
+                0,
+                format!("cannot read config: {e}"),
+            ))
         })?;
         Self::parse(path, &source)
     }
@@ -234,8 +254,13 @@ impl Config {
             let message = e.message().trim().to_owned();
             Diagnostics::from(Diagnostic::at_offset(path, source, offset, message))
         })?;
-        Validator { path, source, diags: Diagnostics::default(), spans: SourceMap::default() }
-            .validate(raw)
+        Validator {
+            path,
+            source,
+            diags: Diagnostics::default(),
+            spans: SourceMap::default(),
+        }
+        .validate(raw)
     }
 
     pub fn agent(&self, id: &str) -> Option<&Agent> {
@@ -277,7 +302,12 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error_at(&mut self, offset: usize, message: impl Into<String>) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::at_offset(self.path, self.source, offset, message));
+        self.diags.push(Diagnostic::at_offset(
+            self.path,
+            self.source,
+            offset,
+            message,
+        ));
         self.diags.0.last_mut().expect("just pushed")
     }
 
@@ -291,7 +321,12 @@ impl Validator<'_> {
                 self.check_class(&classes, &d);
                 d.into_inner()
             }
-            None => classes.names().get(1).or(classes.names().first()).cloned().unwrap_or_default(),
+            None => classes
+                .names()
+                .get(1)
+                .or(classes.names().first())
+                .cloned()
+                .unwrap_or_default(),
         };
 
         let vendors = self.vendors(raw.vendors, &classes);
@@ -310,7 +345,13 @@ impl Validator<'_> {
         let base_dir = self
             .path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         self.spans.source = self.source.to_owned();
@@ -337,7 +378,8 @@ impl Validator<'_> {
         let names = order.into_inner();
         let unique: BTreeSet<&String> = names.iter().collect();
         if names.is_empty() {
-            self.error_at(start, "`classes.order` is empty").help = Some("list at least one data class, least sensitive first".into());
+            self.error_at(start, "`classes.order` is empty").help =
+                Some("list at least one data class, least sensitive first".into());
         } else if unique.len() != names.len() {
             self.error_at(start, "`classes.order` names a class twice");
         } else if names.len() > 64 {
@@ -349,24 +391,35 @@ impl Validator<'_> {
     fn check_class(&mut self, classes: &DataClasses, name: &Spanned<String>) {
         if classes.level(name.get_ref()).is_none() {
             let known = classes.names().join(", ");
-            self.error_at(name.span().start, format!("unknown data class `{}`", name.get_ref()))
-                .help = Some(format!("known classes: {known}"));
+            self.error_at(
+                name.span().start,
+                format!("unknown data class `{}`", name.get_ref()),
+            )
+            .help = Some(format!("known classes: {known}"));
         }
     }
 
     fn check_unique(&mut self, seen: &mut BTreeSet<String>, what: &str, name: &Spanned<String>) {
         if !seen.insert(name.get_ref().clone()) {
-            self.error_at(name.span().start, format!("{what} `{}` is declared twice", name.get_ref()));
+            self.error_at(
+                name.span().start,
+                format!("{what} `{}` is declared twice", name.get_ref()),
+            );
         }
     }
 
     fn check_ident(&mut self, what: &str, name: &Spanned<String>, allow_dot: bool) {
         let s = name.get_ref();
         let ok = !s.is_empty()
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-') || (allow_dot && c == '.'));
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-') || (allow_dot && c == '.')
+            });
         if !ok {
-            self.error_at(name.span().start, format!("{what} `{s}` is not a valid name"))
-                .help = Some("use letters, digits, `_` and `-`".into());
+            self.error_at(
+                name.span().start,
+                format!("{what} `{s}` is not a valid name"),
+            )
+            .help = Some("use letters, digits, `_` and `-`".into());
         }
     }
 
@@ -376,7 +429,11 @@ impl Validator<'_> {
             .map(|v| {
                 self.check_unique(&mut seen, "vendor", &v.name);
                 self.check_class(classes, &v.cleared);
-                Vendor { name: v.name.into_inner(), cleared: v.cleared.into_inner(), region: v.region }
+                Vendor {
+                    name: v.name.into_inner(),
+                    cleared: v.cleared.into_inner(),
+                    region: v.region,
+                }
             })
             .collect()
     }
@@ -387,7 +444,10 @@ impl Validator<'_> {
             .map(|r| {
                 self.check_unique(&mut seen, "role", &r.name);
                 self.check_ident("role", &r.name, false);
-                Role { name: r.name.into_inner(), description: r.description }
+                Role {
+                    name: r.name.into_inner(),
+                    description: r.description,
+                }
             })
             .collect()
     }
@@ -400,13 +460,19 @@ impl Validator<'_> {
             self.check_unique(&mut seen, "upstream", &u.name);
             self.check_ident("upstream", &u.name, false);
             if !vendors.iter().any(|v| &v.name == u.vendor.get_ref()) {
-                self.error_at(u.vendor.span().start, format!("unknown vendor `{}`", u.vendor.get_ref()))
-                    .help = Some("declare it in a [[vendors]] table".into());
+                self.error_at(
+                    u.vendor.span().start,
+                    format!("unknown vendor `{}`", u.vendor.get_ref()),
+                )
+                .help = Some("declare it in a [[vendors]] table".into());
             }
             if let Some(sandbox) = &u.sandbox {
                 if !names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref() {
-                    self.error_at(sandbox.span().start, format!("unknown sandbox upstream `{}`", sandbox.get_ref()))
-                        .help = Some("the sandbox twin is another [[upstreams]] entry".into());
+                    self.error_at(
+                        sandbox.span().start,
+                        format!("unknown sandbox upstream `{}`", sandbox.get_ref()),
+                    )
+                    .help = Some("the sandbox twin is another [[upstreams]] entry".into());
                 }
             }
             if let Some(p) = &u.prefix {
@@ -419,29 +485,55 @@ impl Validator<'_> {
                     if cmd.get_ref().is_empty() {
                         self.error_at(cmd.span().start, "`command` is empty");
                     }
-                    Transport::Stdio { command: cmd.into_inner(), env: u.env, cwd: u.cwd }
+                    Transport::Stdio {
+                        command: cmd.into_inner(),
+                        env: u.env,
+                        cwd: u.cwd,
+                    }
                 }
                 (None, Some(url)) => {
                     let s = url.get_ref();
                     if !(s.starts_with("http://") || s.starts_with("https://")) {
-                        self.error_at(url.span().start, format!("`url` must be http:// or https://, got `{s}`"));
+                        self.error_at(
+                            url.span().start,
+                            format!("`url` must be http:// or https://, got `{s}`"),
+                        );
                     }
                     if !u.env.is_empty() {
-                        self.error_at(u.name.span().start, "`env` applies only to stdio upstreams (`command`)");
+                        self.error_at(
+                            u.name.span().start,
+                            "`env` applies only to stdio upstreams (`command`)",
+                        );
                     }
-                    Transport::Http { url: url.into_inner(), headers: u.headers }
+                    Transport::Http {
+                        url: url.into_inner(),
+                        headers: u.headers,
+                    }
                 }
                 (Some(cmd), Some(_)) => {
-                    self.error_at(cmd.span().start, "an upstream has either `command` (stdio) or `url` (HTTP), not both");
-                    Transport::Stdio { command: cmd.into_inner(), env: u.env, cwd: u.cwd }
+                    self.error_at(
+                        cmd.span().start,
+                        "an upstream has either `command` (stdio) or `url` (HTTP), not both",
+                    );
+                    Transport::Stdio {
+                        command: cmd.into_inner(),
+                        env: u.env,
+                        cwd: u.cwd,
+                    }
                 }
                 (None, None) => {
                     self.error_at(u.name.span().start, format!("upstream `{}` has neither `command` nor `url`", u.name.get_ref()))
                         .help = Some("`command = [\"prog\", \"arg\"]` for stdio, `url = \"http://...\"` for Streamable HTTP".into());
-                    Transport::Http { url: String::new(), headers: BTreeMap::new() }
+                    Transport::Http {
+                        url: String::new(),
+                        headers: BTreeMap::new(),
+                    }
                 }
             };
-            self.spans.record(format!("upstreams.{}", u.name.get_ref()), u.name.span().start);
+            self.spans.record(
+                format!("upstreams.{}", u.name.get_ref()),
+                u.name.span().start,
+            );
             out.push(Upstream {
                 name: u.name.into_inner(),
                 vendor: u.vendor.into_inner(),
@@ -455,12 +547,22 @@ impl Validator<'_> {
         out
     }
 
-    fn tool_name(&mut self, name: &Spanned<String>, upstreams: &BTreeSet<String>) -> Option<ToolName> {
+    fn tool_name(
+        &mut self,
+        name: &Spanned<String>,
+        upstreams: &BTreeSet<String>,
+    ) -> Option<ToolName> {
         match name.get_ref().parse::<ToolName>() {
             Ok(t) if upstreams.contains(t.upstream()) => Some(t),
             Ok(t) => {
-                self.error_at(name.span().start, format!("tool `{t}` names unknown upstream `{}`", t.upstream()))
-                    .help = Some(format!("known upstreams: {}", upstreams.iter().cloned().collect::<Vec<_>>().join(", ")));
+                self.error_at(
+                    name.span().start,
+                    format!("tool `{t}` names unknown upstream `{}`", t.upstream()),
+                )
+                .help = Some(format!(
+                    "known upstreams: {}",
+                    upstreams.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
                 None
             }
             Err(e) => {
@@ -470,7 +572,12 @@ impl Validator<'_> {
         }
     }
 
-    fn tools(&mut self, raw: Vec<raw::Tool>, upstreams: &BTreeSet<String>, classes: &DataClasses) -> Vec<ToolConfig> {
+    fn tools(
+        &mut self,
+        raw: Vec<raw::Tool>,
+        upstreams: &BTreeSet<String>,
+        classes: &DataClasses,
+    ) -> Vec<ToolConfig> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for t in raw {
@@ -480,13 +587,17 @@ impl Validator<'_> {
             let mut classify = BTreeMap::new();
             for (path, class) in t.classify {
                 if !(path.starts_with("input/") || path.starts_with("result/")) {
-                    self.error_at(class.span().start, format!("classify path `{path}` must start with `input/` or `result/`"));
+                    self.error_at(
+                        class.span().start,
+                        format!("classify path `{path}` must start with `input/` or `result/`"),
+                    );
                 }
                 self.check_class(classes, &class);
                 classify.insert(path, class.into_inner());
             }
             if let Some(name) = name {
-                self.spans.record(format!("tools.{name}"), t.name.span().start);
+                self.spans
+                    .record(format!("tools.{name}"), t.name.span().start);
                 out.push(ToolConfig {
                     name,
                     risk: t.risk,
@@ -501,7 +612,11 @@ impl Validator<'_> {
         out
     }
 
-    fn undo(&mut self, raw: Spanned<raw::Undo>, upstreams: &BTreeSet<String>) -> Option<UndoRecipe> {
+    fn undo(
+        &mut self,
+        raw: Spanned<raw::Undo>,
+        upstreams: &BTreeSet<String>,
+    ) -> Option<UndoRecipe> {
         let span = raw.span();
         let at = span.start;
         match raw.into_inner() {
@@ -511,14 +626,21 @@ impl Validator<'_> {
                     Some("use \"irreversible\", { tool = ..., args = {...} } or { capture = ..., tool = ... }".into());
                 None
             }
-            raw::Undo::Recipe { tool, capture, args } => {
+            raw::Undo::Recipe {
+                tool,
+                capture,
+                args,
+            } => {
                 let tool_name = self.tool_name(&Spanned::new(span.clone(), tool), upstreams)?;
                 self.spans.record(format!("undo.{tool_name}"), at);
                 match (capture, args) {
                     (Some(c), None) => {
                         let capture = self.tool_name(&Spanned::new(span, c), upstreams)?;
                         self.spans.record(format!("undo.{capture}"), at);
-                        Some(UndoRecipe::Capture { capture, tool: tool_name })
+                        Some(UndoRecipe::Capture {
+                            capture,
+                            tool: tool_name,
+                        })
                     }
                     (None, args) => Some(UndoRecipe::Compensate {
                         tool: tool_name,
@@ -536,8 +658,8 @@ impl Validator<'_> {
     fn check_roles(&mut self, roles: &[Spanned<String>], known: &BTreeSet<String>) {
         for r in roles {
             if !known.contains(r.get_ref()) {
-                self.error_at(r.span().start, format!("unknown role `{}`", r.get_ref())).help =
-                    Some("declare it in a [[roles]] table".into());
+                self.error_at(r.span().start, format!("unknown role `{}`", r.get_ref()))
+                    .help = Some("declare it in a [[roles]] table".into());
             }
         }
     }
@@ -558,7 +680,10 @@ impl Validator<'_> {
             self.check_class(classes, &a.clearance);
             for (field, value) in [("owner", &a.owner), ("purpose", &a.purpose)] {
                 if value.get_ref().trim().is_empty() {
-                    self.error_at(value.span().start, format!("agent `{}` has an empty `{field}`", a.id.get_ref()));
+                    self.error_at(
+                        value.span().start,
+                        format!("agent `{}` has an empty `{field}`", a.id.get_ref()),
+                    );
                 }
             }
             let mut tool_modes = BTreeMap::new();
@@ -568,7 +693,8 @@ impl Validator<'_> {
                     tool_modes.insert(t, mode);
                 }
             }
-            self.spans.record(format!("agents.{}", a.id.get_ref()), a.id.span().start);
+            self.spans
+                .record(format!("agents.{}", a.id.get_ref()), a.id.span().start);
             out.push(Agent {
                 id: a.id.into_inner(),
                 owner: a.owner.into_inner(),
@@ -591,7 +717,10 @@ impl Validator<'_> {
             .map(|u| {
                 self.check_unique(&mut seen, "user", &u.id);
                 self.check_roles(&u.roles, roles);
-                User { id: u.id.into_inner(), roles: u.roles.into_iter().map(Spanned::into_inner).collect() }
+                User {
+                    id: u.id.into_inner(),
+                    roles: u.roles.into_iter().map(Spanned::into_inner).collect(),
+                }
             })
             .collect()
     }
@@ -599,20 +728,32 @@ impl Validator<'_> {
     fn server(&mut self, raw: raw::Server) -> ServerConfig {
         if let Some(db) = &raw.database {
             let s = db.get_ref();
-            if !(s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://")) {
-                self.error_at(db.span().start, format!("unsupported database `{s}`")).help =
-                    Some("use sqlite://FILE or postgres://USER@HOST/DB".into());
+            if !(s.starts_with("sqlite:")
+                || s.starts_with("postgres://")
+                || s.starts_with("postgresql://"))
+            {
+                self.error_at(db.span().start, format!("unsupported database `{s}`"))
+                    .help = Some("use sqlite://FILE or postgres://USER@HOST/DB".into());
             }
         }
         if let Some(listen) = &raw.listen {
             if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                self.error_at(listen.span().start, format!("`listen` is not an address: `{}`", listen.get_ref()))
-                    .help = Some("for example \"127.0.0.1:8700\"".into());
+                self.error_at(
+                    listen.span().start,
+                    format!("`listen` is not an address: `{}`", listen.get_ref()),
+                )
+                .help = Some("for example \"127.0.0.1:8700\"".into());
             }
         }
         ServerConfig {
-            listen: raw.listen.map(Spanned::into_inner).unwrap_or_else(|| "127.0.0.1:8700".into()),
-            database: raw.database.map(Spanned::into_inner).unwrap_or_else(|| "sqlite://warden.db".into()),
+            listen: raw
+                .listen
+                .map(Spanned::into_inner)
+                .unwrap_or_else(|| "127.0.0.1:8700".into()),
+            database: raw
+                .database
+                .map(Spanned::into_inner)
+                .unwrap_or_else(|| "sqlite://warden.db".into()),
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(".warden")),
             max_body_bytes: raw.max_body_bytes.unwrap_or(1 << 20),
             call_timeout: Duration::from_millis(raw.call_timeout_ms.unwrap_or(30_000)),
@@ -818,15 +959,25 @@ clearance = "internal"
         assert_eq!(c.default_class, "internal");
         assert_eq!(c.agents[0].mode, Mode::Execute);
         assert!(matches!(c.tools[0].undo, Some(UndoRecipe::Capture { .. })));
-        assert_eq!(c.upstream("crm").unwrap().sandbox.as_deref(), Some("crm-staging"));
+        assert_eq!(
+            c.upstream("crm").unwrap().sandbox.as_deref(),
+            Some("crm-staging")
+        );
     }
 
     #[test]
     fn an_unknown_key_is_reported_at_its_line() {
-        let src = GOOD.replace("mode = \"execute\"", "mode = \"execute\"\nfavourite_colour = \"blue\"");
+        let src = GOOD.replace(
+            "mode = \"execute\"",
+            "mode = \"execute\"\nfavourite_colour = \"blue\"",
+        );
         let d = first_error(&src);
         assert!(d.message.contains("favourite_colour"), "{d}");
-        let line = src.lines().position(|l| l.starts_with("favourite_colour")).unwrap() + 1;
+        let line = src
+            .lines()
+            .position(|l| l.starts_with("favourite_colour"))
+            .unwrap()
+            + 1;
         assert_eq!(d.line, line, "{d}");
     }
 
@@ -838,15 +989,24 @@ clearance = "internal"
 
     #[test]
     fn a_role_that_does_not_exist_is_an_error_at_its_use() {
-        let src = GOOD.replace("roles = [\"support\"]", "roles = [\"support\", \"finance\"]");
+        let src = GOOD.replace(
+            "roles = [\"support\"]",
+            "roles = [\"support\", \"finance\"]",
+        );
         let d = first_error(&src);
         assert!(d.message.contains("unknown role `finance`"), "{d}");
-        assert_eq!(d.line, src.lines().position(|l| l.contains("\"finance\"")).unwrap() + 1);
+        assert_eq!(
+            d.line,
+            src.lines().position(|l| l.contains("\"finance\"")).unwrap() + 1
+        );
     }
 
     #[test]
     fn a_tool_of_an_unknown_upstream_is_an_error() {
-        let d = first_error(&GOOD.replace("name = \"crm.update_customer\"", "name = \"billing.charge\""));
+        let d = first_error(&GOOD.replace(
+            "name = \"crm.update_customer\"",
+            "name = \"billing.charge\"",
+        ));
         assert!(d.message.contains("unknown upstream `billing`"), "{d}");
     }
 
@@ -861,7 +1021,10 @@ clearance = "internal"
 
     #[test]
     fn an_upstream_needs_exactly_one_transport() {
-        let d = first_error(&GOOD.replace("command = [\"warden\", \"sample-upstream\", \"crm\"]\nsandbox", "sandbox"));
+        let d = first_error(&GOOD.replace(
+            "command = [\"warden\", \"sample-upstream\", \"crm\"]\nsandbox",
+            "sandbox",
+        ));
         assert!(d.message.contains("neither `command` nor `url`"), "{d}");
     }
 

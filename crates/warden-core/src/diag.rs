@@ -16,8 +16,19 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, line: usize, column: usize, message: impl Into<String>) -> Self {
-        Self { file: file.into(), line, column, message: message.into(), help: None }
+    pub fn new(
+        file: impl Into<PathBuf>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            column,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A diagnostic at a byte offset of `source`.
@@ -71,7 +82,11 @@ impl Diagnostics {
     }
     /// `Ok(value)` when nothing was found, the diagnostics otherwise.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -101,7 +116,11 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -121,6 +140,9 @@ mod tests {
     #[test]
     fn a_diagnostic_prints_file_line_and_help() {
         let d = Diagnostic::new("w.toml", 3, 5, "unknown upstream `x`").with_help("declare it");
-        assert_eq!(d.to_string(), "w.toml:3:5: error: unknown upstream `x`\n  help: declare it");
+        assert_eq!(
+            d.to_string(),
+            "w.toml:3:5: error: unknown upstream `x`\n  help: declare it"
+        );
     }
 }

@@ -44,6 +44,8 @@ pub enum Outcome {
     Rejected,
     /// Something failed (upstream crash, timeout, internal error); failed closed.
     Failed,
+    /// Recorded as a proposal (suggest mode), not executed.
+    Proposed,
 }
 
 impl Outcome {
@@ -54,6 +56,7 @@ impl Outcome {
             Self::Denied => "denied",
             Self::Rejected => "rejected",
             Self::Failed => "failed",
+            Self::Proposed => "proposed",
         }
     }
 }

@@ -96,7 +96,10 @@ impl FromStr for ToolName {
     type Err = BadToolName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.find('.') {
-            Some(dot) if dot > 0 && dot + 1 < s.len() => Ok(Self { full: s.to_owned(), dot }),
+            Some(dot) if dot > 0 && dot + 1 < s.len() => Ok(Self {
+                full: s.to_owned(),
+                dot,
+            }),
             _ => Err(BadToolName(s.to_owned())),
         }
     }
@@ -132,8 +135,13 @@ pub struct DataClasses {
 pub struct ClassLevel(pub u8);
 
 impl DataClasses {
-    pub const DEFAULT: [&'static str; 5] =
-        ["public", "internal", "confidential", "regulated", "restricted"];
+    pub const DEFAULT: [&'static str; 5] = [
+        "public",
+        "internal",
+        "confidential",
+        "regulated",
+        "restricted",
+    ];
 
     pub fn new(order: Vec<String>) -> Self {
         Self { order }

@@ -65,7 +65,9 @@ impl std::str::FromStr for OperatorRole {
             "auditor" => Ok(Self::Auditor),
             "approver" => Ok(Self::Approver),
             "admin" => Ok(Self::Admin),
-            other => Err(format!("unknown operator role `{other}` (admin, approver, auditor, viewer)")),
+            other => Err(format!(
+                "unknown operator role `{other}` (admin, approver, auditor, viewer)"
+            )),
         }
     }
 }
@@ -115,10 +117,16 @@ pub trait CredentialStore: Send + Sync {
     async fn agent_key_by_hash(&self, hash: &str) -> Result<Option<AgentKey>, StoreError>;
     async fn agent_keys(&self) -> Result<Vec<AgentKey>, StoreError>;
     /// Revoke every live key of `agent` except `keep` (a key id); returns how many were revoked.
-    async fn revoke_agent_keys(&self, agent: &str, keep: Option<&str>, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn revoke_agent_keys(
+        &self,
+        agent: &str,
+        keep: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     async fn insert_operator_token(&self, token: &OperatorToken) -> Result<(), StoreError>;
-    async fn operator_token_by_hash(&self, hash: &str) -> Result<Option<OperatorToken>, StoreError>;
+    async fn operator_token_by_hash(&self, hash: &str)
+    -> Result<Option<OperatorToken>, StoreError>;
     async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError>;
 
     async fn insert_task(&self, task: &TaskGrant) -> Result<(), StoreError>;

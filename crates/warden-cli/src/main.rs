@@ -1,0 +1,132 @@
+//! `warden`: the governance gateway for AI agents — one binary for serving, checking,
+//! administering, demonstrating and benchmarking it.
+
+mod admin;
+mod bench;
+mod connect;
+mod demo;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "A governance gateway for AI agents' tool calls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "warden.toml",
+        env = "WARDEN_CONFIG"
+    )]
+    pub config: PathBuf,
+}
+
+/// How admin commands reach the running server.
+#[derive(clap::Args, Clone)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The server's base URL (default: from the config's `listen`).
+    #[arg(long, env = "WARDEN_URL")]
+    pub url: Option<String>,
+    /// An operator token (default: the bootstrap admin token in the data dir).
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scaffold a config, example policies and a data dir.
+    Init {
+        /// Where to create them.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Validate config and policies; print each error with file and line; exit 2 on error.
+    Check(ConfigArg),
+    /// Print the Cedar schema generated from the config and the upstreams' tools.
+    Schema(ConfigArg),
+    /// Run the gateway, its API and metrics.
+    Serve(ConfigArg),
+    /// A self-contained walkthrough: gateway, sample upstreams and a scripted agent over MCP.
+    Demo,
+    /// Bridge stdio MCP to a Warden gateway, for clients that only speak stdio.
+    Connect {
+        /// The gateway's MCP endpoint, e.g. http://127.0.0.1:8700/mcp.
+        #[arg(long)]
+        url: String,
+        /// The agent key or task token.
+        #[arg(long, env = "WARDEN_AGENT_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// Serve a built-in sample MCP server (crm, payments, email, echo, faulty) over stdio.
+    SampleUpstream {
+        kind: warden_samples::SampleKind,
+        /// Serve over Streamable HTTP on this address instead of stdio.
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Agent registry and credentials.
+    #[command(subcommand)]
+    Agents(admin::AgentsCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(admin::PolicyCommand),
+    /// Measure the gateway's overhead against the direct upstream.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> ExitCode {
+    let result = match command {
+        Command::SampleUpstream { kind, http } => serve::sample_upstream(kind, http).await,
+        Command::Init { dir } => serve::init(&dir),
+        Command::Check(c) => return serve::check(&c.config).await,
+        Command::Schema(c) => return serve::schema(&c.config).await,
+        Command::Serve(c) => serve::serve(&c.config).await,
+        Command::Demo => demo::run().await,
+        Command::Connect { url, key } => connect::run(&url, &key).await,
+        Command::Agents(cmd) => admin::agents(cmd).await,
+        Command::Audit(cmd) => admin::audit(cmd).await,
+        Command::Policy(cmd) => return admin::policy(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! The gateway: shared state, the pipeline run, tool listing, and credential administration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use warden_core::catalog::Catalog;
+use warden_core::config::Agent;
+use warden_core::store::{AgentKey, OperatorRole, OperatorToken, Store, StoreError, TaskGrant};
+use warden_core::{
+    AuditEvent, Config, EventKind, Mode, Outcome, RiskTier, ToolInfo, ToolName, Verdict,
+};
+use warden_policy::{PolicyBundle, TaskScope};
+use warden_upstream::UpstreamPool;
+
+use crate::call::{
+    Call, CallRequest, CallResponse, Channel, Flow, Principal, Refusal, RefusalKind,
+};
+use crate::digest::Digester;
+use crate::identity::{AuthError, Authenticator};
+use crate::secrets::{self, NewSecret, SecretKind};
+use crate::stages::{self, Stage};
+
+/// The policy bundle and the tool catalog it was validated against; swapped together.
+pub struct Snapshot {
+    pub bundle: PolicyBundle,
+    pub catalog: Catalog,
+}
+
+/// State every stage may read.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub upstreams: UpstreamPool,
+    pub store: Arc<dyn Store>,
+    pub digester: Digester,
+    agents: HashMap<String, Arc<Agent>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+impl Shared {
+    pub fn agent(&self, id: &str) -> Option<Arc<Agent>> {
+        self.agents.get(id).cloned()
+    }
+
+    /// The bundle and catalog in force now. A call takes one snapshot and keeps it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The mode for this agent and tool: the agent's per-tool override, else the tool's, else
+    /// the agent's own.
+    pub fn effective_mode(&self, agent: &Agent, tool: &ToolName) -> Mode {
+        agent
+            .tool_modes
+            .get(tool)
+            .copied()
+            .or_else(|| self.config.tool(tool).and_then(|t| t.mode))
+            .unwrap_or(agent.mode)
+    }
+}
+
+/// Everything needed to build a gateway.
+pub struct GatewayParts {
+    pub config: Arc<Config>,
+    pub bundle: PolicyBundle,
+    pub catalog: Catalog,
+    pub upstreams: UpstreamPool,
+    pub store: Arc<dyn Store>,
+    /// Keys the digests of arguments and results in the audit log.
+    pub digest_key: [u8; 32],
+}
+
+pub struct Gateway {
+    shared: Arc<Shared>,
+    stages: Vec<Box<dyn Stage>>,
+    auth: Authenticator,
+}
+
+/// Which tool listing a principal gets.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub user: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("agent `{0}` is not in the configuration")]
+    UnknownAgent(String),
+    #[error("agent `{0}` already has a live key: use rotate to replace it")]
+    HasKey(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the audit record could not be committed, so nothing was changed: {0}")]
+    Audit(StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new task grant: the token (shown once) and what it allows.
+#[derive(Debug, serde::Serialize)]
+pub struct IssuedTask {
+    pub task_id: String,
+    pub token: String,
+    pub tools: Vec<String>,
+    pub max_class: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What an agent asks for in `POST /v1/tasks`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    /// Tools the task may call (exposed or canonical names).
+    pub tools: Vec<String>,
+    pub max_class: Option<String>,
+    /// Lifetime in seconds; at most [`MAX_TASK_TTL`].
+    pub ttl_seconds: Option<u64>,
+    pub purpose: Option<String>,
+    pub user: Option<String>,
+}
+
+pub const MAX_TASK_TTL: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_TASK_TTL: Duration = Duration::from_secs(15 * 60);
+
+impl Gateway {
+    pub fn new(parts: GatewayParts) -> Self {
+        let agents = parts
+            .config
+            .agents
+            .iter()
+            .map(|a| (a.id.clone(), Arc::new(a.clone())))
+            .collect();
+        let auth = Authenticator::new(parts.store.clone());
+        let shared = Shared {
+            config: parts.config,
+            upstreams: parts.upstreams,
+            store: parts.store,
+            digester: Digester::new(parts.digest_key),
+            agents,
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                bundle: parts.bundle,
+                catalog: parts.catalog,
+            })),
+        };
+        Self {
+            shared: Arc::new(shared),
+            stages: stages::standard(),
+            auth,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Authenticate an agent credential. Failures are recorded, so an auditor sees them.
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        channel: Channel,
+    ) -> Result<Principal, AuthFailure> {
+        match self.auth.agent(bearer).await {
+            Ok(p) if self.shared.agent(&p.agent).is_some() => Ok(p),
+            Ok(p) => Err(self
+                .record_auth_failure(AuthError::UnknownAgent(p.agent), channel)
+                .await),
+            Err(e) => Err(self.record_auth_failure(e, channel).await),
+        }
+    }
+
+    /// Authenticate an operator with at least `role`.
+    pub async fn authenticate_operator(
+        &self,
+        bearer: Option<&str>,
+        role: OperatorRole,
+    ) -> Result<OperatorToken, OperatorAuthError> {
+        let token = self
+            .auth
+            .operator(bearer)
+            .await
+            .map_err(OperatorAuthError::Auth)?;
+        // Roles are not a ladder (an approver may not read evidence), except that admin holds
+        // every role and any operator may view.
+        let holds =
+            token.role == role || token.role == OperatorRole::Admin || role == OperatorRole::Viewer;
+        if !holds {
+            return Err(OperatorAuthError::Forbidden {
+                have: token.role,
+                need: role,
+            });
+        }
+        Ok(token)
+    }
+
+    async fn record_auth_failure(&self, error: AuthError, channel: Channel) -> AuthFailure {
+        let mut event = AuditEvent::begin(EventKind::AuthFailure, channel.as_str(), None);
+        if let AuthError::Revoked { agent, .. } | AuthError::UnknownAgent(agent) = &error {
+            event.agent = Some(agent.clone());
+        }
+        event.outcome = Outcome::Denied;
+        event.reason = Some(error.to_string());
+        event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
+        event.finished_at = Utc::now();
+        let event_id = match self.shared.store.append(&event).await {
+            Ok(_) => Some(event.id),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record an authentication failure");
+                None
+            }
+        };
+        AuthFailure { error, event_id }
+    }
+
+    /// The tools this principal may call: those policy allows for some arguments, within the
+    /// task grant and the agent's mode. A tool left out here is always denied at call time.
+    pub fn list_tools(&self, principal: &Principal, request: &ListRequest) -> Vec<ToolInfo> {
+        let Some(agent) = self.shared.agent(&principal.agent) else {
+            return Vec::new();
+        };
+        let user = request
+            .user
+            .clone()
+            .or_else(|| principal.task.as_ref().and_then(|t| t.user.clone()));
+        if user.is_some()
+            && (!agent.delegation
+                || self
+                    .shared
+                    .config
+                    .user(user.as_deref().unwrap_or(""))
+                    .is_none())
+        {
+            return Vec::new();
+        }
+        let snapshot = self.shared.snapshot();
+        let task = principal.task.as_ref().map(|t| TaskScope {
+            id: t.task_id.clone(),
+            tools: t.tools.clone(),
+            max_clearance: t
+                .max_class
+                .as_deref()
+                .and_then(|c| self.shared.config.classes.level(c))
+                .map(|l| l.0),
+        });
+        snapshot
+            .catalog
+            .iter()
+            .filter(|tool| {
+                let in_task = principal
+                    .task
+                    .as_ref()
+                    .is_none_or(|t| t.tools.iter().any(|n| n == tool.name.as_str()));
+                let mode = self.shared.effective_mode(&agent, &tool.name);
+                let mode_allows = !(mode == Mode::ReadOnly && tool.risk != RiskTier::Read);
+                in_task
+                    && mode_allows
+                    && snapshot.bundle.may_list(
+                        &agent.id,
+                        user.as_deref(),
+                        task.as_ref(),
+                        &tool.name,
+                        mode,
+                    )
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Run one call through the pipeline. The answer is returned only once its audit event is
+    /// committed; if the commit fails, the call's result is withheld and it fails closed.
+    pub async fn call_tool(&self, principal: Principal, request: CallRequest) -> CallResponse {
+        let mut event = AuditEvent::begin(
+            EventKind::ToolCall,
+            request.channel.as_str(),
+            request.correlation_id.clone(),
+        );
+        event.agent = Some(principal.agent.clone());
+        event.task = principal.task.as_ref().map(|t| t.task_id.clone());
+        event.session = request.session.clone();
+        event.action = Some(request.tool.clone());
+        event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
+        let mut call = Call::new(principal, request, event);
+
+        let mut refusal = None;
+        for stage in &self.stages {
+            match stage.run(&self.shared, &mut call).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Answer(r)) => {
+                    refusal = Some(r);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(stage = stage.name(), error = %e, "stage failed; failing closed");
+                    refusal = Some(Refusal::failed(format!(
+                        "{} stage failed: {e}",
+                        stage.name()
+                    )));
+                    break;
+                }
+            }
+        }
+        self.record(call, refusal).await
+    }
+
+    /// record: commit the event, then answer.
+    async fn record(&self, mut call: Call, refusal: Option<Refusal>) -> CallResponse {
+        let outcome = match &refusal {
+            Some(r) => r.kind.outcome(),
+            None if is_tool_error(call.result.as_ref()) => Outcome::ToolError,
+            None => Outcome::Ok,
+        };
+        let event = &mut call.event;
+        event.outcome = outcome;
+        event.reason = refusal.as_ref().map(|r| r.message.clone());
+        // A gate (mode, task scope) that refused after Cedar allowed is a deciding rule too.
+        for id in refusal.iter().flat_map(|r| r.policies.iter()) {
+            if !event.policies.contains(id) {
+                event.policies.push(id.clone());
+            }
+        }
+        if refusal
+            .as_ref()
+            .is_some_and(|r| r.kind == RefusalKind::Denied)
+            && event.verdict == Verdict::None
+        {
+            event.verdict = Verdict::Deny;
+        }
+        event.finished_at = Utc::now();
+        let event_id = event.id.clone();
+        match self.shared.store.append(event).await {
+            Ok(_) => CallResponse {
+                event_id,
+                outcome,
+                policies: call.event.policies.clone(),
+                result: if refusal.is_none() { call.result } else { None },
+                refusal,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, event = %event_id, "audit commit failed; withholding the result");
+                CallResponse {
+                    event_id,
+                    outcome: Outcome::Failed,
+                    policies: call.event.policies.clone(),
+                    result: None,
+                    refusal: Some(Refusal::failed(format!(
+                        "the audit record could not be committed ({e}); the result is withheld"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Issue the first key of a configured agent. The key is returned once and never stored.
+    pub async fn create_agent_key(
+        &self,
+        agent: &str,
+        operator: &str,
+    ) -> Result<(AgentKey, NewSecret), AdminError> {
+        self.known_agent(agent)?;
+        let keys = self.shared.store.agent_keys().await?;
+        if keys
+            .iter()
+            .any(|k| k.agent == agent && k.revoked_at.is_none())
+        {
+            return Err(AdminError::HasKey(agent.to_owned()));
+        }
+        self.issue_key(agent, operator, "agents.create").await
+    }
+
+    /// Issue a new key and revoke every other key of the agent.
+    pub async fn rotate_agent_key(
+        &self,
+        agent: &str,
+        operator: &str,
+    ) -> Result<(AgentKey, NewSecret), AdminError> {
+        self.known_agent(agent)?;
+        let (key, secret) = self.issue_key(agent, operator, "agents.rotate").await?;
+        self.shared
+            .store
+            .revoke_agent_keys(agent, Some(&key.key_id), Utc::now())
+            .await?;
+        self.auth.forget_agent(agent);
+        Ok((key, secret))
+    }
+
+    /// Revoke every key of the agent; calls with them are refused from now on.
+    pub async fn revoke_agent_keys(&self, agent: &str, operator: &str) -> Result<u64, AdminError> {
+        self.known_agent(agent)?;
+        self.admin_event(operator, "agents.revoke", Some(agent))
+            .await?;
+        let n = self
+            .shared
+            .store
+            .revoke_agent_keys(agent, None, Utc::now())
+            .await?;
+        self.auth.forget_agent(agent);
+        Ok(n)
+    }
+
+    pub async fn agent_keys(&self) -> Result<Vec<AgentKey>, AdminError> {
+        Ok(self.shared.store.agent_keys().await?)
+    }
+
+    /// Create an operator token (the bootstrap admin token, or one an admin asks for).
+    pub async fn create_operator_token(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        by: &str,
+    ) -> Result<(OperatorToken, NewSecret), AdminError> {
+        let secret = secrets::generate(SecretKind::OperatorToken);
+        let token = OperatorToken {
+            token_id: secret.id.clone(),
+            name: name.to_owned(),
+            role,
+            hash: secret.hash.clone(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        self.admin_event(by, &format!("operators.create:{}", role.as_str()), None)
+            .await?;
+        self.shared.store.insert_operator_token(&token).await?;
+        Ok((token, secret))
+    }
+
+    /// Grant a short-lived task token narrowing `principal` to some tools and data classes.
+    /// A task token cannot mint further tokens beyond its own scope.
+    pub async fn create_task(
+        &self,
+        principal: &Principal,
+        req: TaskRequest,
+    ) -> Result<IssuedTask, AdminError> {
+        let agent = self.known_agent(&principal.agent)?;
+        let snapshot = self.shared.snapshot();
+        let mut tools = Vec::with_capacity(req.tools.len());
+        for name in &req.tools {
+            let tool = snapshot
+                .catalog
+                .by_exposed_name(name)
+                .or_else(|| name.parse().ok().and_then(|n| snapshot.catalog.get(&n)))
+                .ok_or_else(|| AdminError::Invalid(format!("unknown tool `{name}`")))?;
+            if let Some(parent) = &principal.task {
+                if !parent.tools.iter().any(|t| t == tool.name.as_str()) {
+                    return Err(AdminError::Invalid(format!(
+                        "tool `{name}` is outside the current task"
+                    )));
+                }
+            }
+            tools.push(tool.name.to_string());
+        }
+        if tools.is_empty() {
+            return Err(AdminError::Invalid("a task needs at least one tool".into()));
+        }
+        let classes = &self.shared.config.classes;
+        let agent_level = classes.level(&agent.clearance);
+        let max_class = match &req.max_class {
+            Some(c) => {
+                let level = classes
+                    .level(c)
+                    .ok_or_else(|| AdminError::Invalid(format!("unknown data class `{c}`")))?;
+                if agent_level.is_some_and(|a| level > a) {
+                    return Err(AdminError::Invalid(format!(
+                        "data class `{c}` is above agent `{}`'s clearance `{}`",
+                        agent.id, agent.clearance
+                    )));
+                }
+                Some(c.clone())
+            }
+            None => principal.task.as_ref().and_then(|t| t.max_class.clone()),
+        };
+        if let Some(user) = &req.user {
+            if !agent.delegation || self.shared.config.user(user).is_none() {
+                return Err(AdminError::Invalid(format!(
+                    "agent `{}` may not act for user `{user}`",
+                    agent.id
+                )));
+            }
+        }
+        let ttl = req
+            .ttl_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TASK_TTL)
+            .min(MAX_TASK_TTL);
+        let mut expires_at =
+            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
+        if let Some(parent) = &principal.task {
+            expires_at = expires_at.min(parent.expires_at);
+        }
+        let secret = secrets::generate(SecretKind::TaskToken);
+        let grant = TaskGrant {
+            task_id: format!("task_{}", secret.id),
+            agent: agent.id.clone(),
+            hash: secret.hash.clone(),
+            tools: tools.clone(),
+            max_class: max_class.clone(),
+            purpose: req.purpose,
+            user: req
+                .user
+                .or_else(|| principal.task.as_ref().and_then(|t| t.user.clone())),
+            created_at: Utc::now(),
+            expires_at,
+        };
+        let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
+        event.agent = Some(agent.id.clone());
+        event.task = Some(grant.task_id.clone());
+        event.action = Some("tasks.create".into());
+        event.outcome = Outcome::Ok;
+        event.bundle_hash = snapshot.bundle.hash().to_owned();
+        self.shared
+            .store
+            .append(&event)
+            .await
+            .map_err(AdminError::Audit)?;
+        self.shared.store.insert_task(&grant).await?;
+        Ok(IssuedTask {
+            task_id: grant.task_id,
+            token: secret.secret,
+            tools,
+            max_class,
+            expires_at,
+        })
+    }
+
+    fn known_agent(&self, agent: &str) -> Result<Arc<Agent>, AdminError> {
+        self.shared
+            .agent(agent)
+            .ok_or_else(|| AdminError::UnknownAgent(agent.to_owned()))
+    }
+
+    async fn issue_key(
+        &self,
+        agent: &str,
+        operator: &str,
+        action: &str,
+    ) -> Result<(AgentKey, NewSecret), AdminError> {
+        let secret = secrets::generate(SecretKind::AgentKey);
+        let key = AgentKey {
+            key_id: secret.id.clone(),
+            agent: agent.to_owned(),
+            hash: secret.hash.clone(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        self.admin_event(operator, action, Some(agent)).await?;
+        self.shared.store.insert_agent_key(&key).await?;
+        Ok((key, secret))
+    }
+
+    /// Record an operator's action before doing it: no record, no change.
+    async fn admin_event(
+        &self,
+        operator: &str,
+        action: &str,
+        agent: Option<&str>,
+    ) -> Result<String, AdminError> {
+        let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
+        event.operator = Some(operator.to_owned());
+        event.agent = agent.map(str::to_owned);
+        event.action = Some(action.to_owned());
+        event.outcome = Outcome::Ok;
+        event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
+        self.shared
+            .store
+            .append(&event)
+            .await
+            .map_err(AdminError::Audit)?;
+        Ok(event.id)
+    }
+}
+
+fn is_tool_error(result: Option<&serde_json::Value>) -> bool {
+    result
+        .and_then(|r| r.get("isError"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// An authentication failure and the event that recorded it.
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    pub error: AuthError,
+    pub event_id: Option<String>,
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.event_id {
+            Some(id) => write!(f, "{} [event {id}]", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorAuthError {
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error("this needs the {need:?} role; the token has {have:?}")]
+    Forbidden {
+        have: OperatorRole,
+        need: OperatorRole,
+    },
+}

@@ -1,0 +1,19 @@
+//! The gateway: every agent call runs through one pipeline of small named stages,
+//!
+//! ```text
+//! identify -> authorize -> minimize -> gate -> execute -> inspect -> record
+//! ```
+//!
+//! and is answered only after its audit event is committed. This crate owns the pipeline, the
+//! credentials (agent keys, task tokens, operator tokens) and tool listing; it reaches storage
+//! only through the `warden-core` store traits and upstreams through `warden-upstream`.
+
+pub mod call;
+pub mod digest;
+pub mod gateway;
+pub mod identity;
+pub mod secrets;
+pub mod stages;
+
+pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
+pub use gateway::{Gateway, GatewayParts, ListRequest, Shared, Snapshot, TaskRequest};

@@ -1,0 +1,71 @@
+//! gate: the agent's mode for this tool decides whether an allowed call runs for real.
+
+use async_trait::async_trait;
+use warden_core::{Mode, RiskTier};
+
+use super::Stage;
+use crate::call::{Call, Flow, Refusal, RefusalKind, StageError};
+use crate::gateway::Shared;
+
+/// The id recorded when a mode, not a Cedar policy, stopped a call.
+pub const MODE_POLICY: &str = "warden:mode";
+
+pub struct Gate;
+
+#[async_trait]
+impl Stage for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    async fn run(&self, shared: &Shared, call: &mut Call) -> Result<Flow, StageError> {
+        let tool = call.tool_info()?.clone();
+        let agent = call.agent_config()?.clone();
+        let mode = shared.effective_mode(&agent, &tool.name);
+        call.mode = mode;
+        call.event.mode = Some(mode);
+        let upstream = tool.name.upstream().to_owned();
+        let is_read = tool.risk == RiskTier::Read;
+        match mode {
+            Mode::Execute => call.target_upstream = Some(upstream),
+            Mode::ReadOnly if is_read => call.target_upstream = Some(upstream),
+            Mode::Suggest if is_read => call.target_upstream = Some(upstream),
+            Mode::ReadOnly => {
+                return Ok(Flow::Answer(Refusal::denied(
+                    format!(
+                        "agent `{}` is in read-only mode and `{}` is a {}-risk tool",
+                        agent.id, tool.name, tool.risk
+                    ),
+                    vec![MODE_POLICY.into()],
+                )));
+            }
+            Mode::Suggest => {
+                return Ok(Flow::Answer(Refusal {
+                    kind: RefusalKind::Proposed,
+                    message: format!(
+                        "agent `{}` is in suggest mode: the call to `{}` was recorded as proposal {} for an operator to review",
+                        agent.id, tool.name, call.event.id
+                    ),
+                    policies: vec![MODE_POLICY.into()],
+                }));
+            }
+            Mode::Sandbox => match shared
+                .config
+                .upstream(&upstream)
+                .and_then(|u| u.sandbox.clone())
+            {
+                Some(twin) => call.target_upstream = Some(twin),
+                None => {
+                    return Ok(Flow::Answer(Refusal::denied(
+                        format!(
+                            "agent `{}` is in sandbox mode and upstream `{upstream}` has no sandbox twin",
+                            agent.id
+                        ),
+                        vec![MODE_POLICY.into()],
+                    )));
+                }
+            },
+        }
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,289 @@
+//! The REST API under `/v1`: the same pipeline as MCP for agents, plus the operator API.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_core::Outcome;
+use warden_core::store::{OperatorRole, OperatorToken};
+use warden_gateway::gateway::{AdminError, OperatorAuthError};
+use warden_gateway::{CallRequest, Channel, ListRequest, Principal, TaskRequest};
+
+use crate::AppState;
+
+/// An error answer: `{"error": {"code", "message", "event_id"?}}`.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    event_id: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            event_id: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message, "event_id": self.event_id } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let (status, code) = match &e {
+            AdminError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "unknown_agent"),
+            AdminError::HasKey(_) => (StatusCode::CONFLICT, "conflict"),
+            AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            AdminError::Audit(_) | AdminError::Store(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+async fn agent(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let bearer = crate::bearer(headers);
+    state
+        .gateway
+        .authenticate(bearer.as_deref(), Channel::Rest)
+        .await
+        .map_err(|f| {
+            crate::metrics::record_auth_failure();
+            ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "unauthenticated",
+                message: f.error.to_string(),
+                event_id: f.event_id,
+            }
+        })
+}
+
+async fn operator(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: OperatorRole,
+) -> Result<OperatorToken, ApiError> {
+    let bearer = crate::bearer(headers);
+    state
+        .gateway
+        .authenticate_operator(bearer.as_deref(), role)
+        .await
+        .map_err(|e| match e {
+            OperatorAuthError::Auth(a) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", a.to_string())
+            }
+            forbidden @ OperatorAuthError::Forbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", forbidden.to_string())
+            }
+        })
+}
+
+#[derive(Deserialize, Default)]
+pub struct ToolsQuery {
+    user: Option<String>,
+}
+
+pub async fn list_tools(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ToolsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = agent(&state, &headers).await?;
+    let tools: Vec<Value> = state
+        .gateway
+        .list_tools(&principal, &ListRequest { user: q.user })
+        .into_iter()
+        .map(|t| {
+            json!({
+                "name": t.exposed_name, "tool": t.name.as_str(), "description": t.description,
+                "inputSchema": t.input_schema, "outputSchema": t.output_schema,
+                "risk": t.risk, "reversible": t.reversible,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "tools": tools })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallBody {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+    user: Option<String>,
+    session: Option<String>,
+}
+
+pub async fn call_tool(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CallBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = agent(&state, &headers).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let request = CallRequest {
+        channel: Channel::Rest,
+        tool: body.name,
+        arguments: body.arguments,
+        user: body.user,
+        session: body.session,
+        correlation_id: crate::correlation_id(&headers),
+    };
+    let response = state.gateway.call_tool(principal, request).await;
+    crate::metrics::record_call(&response);
+    let status = match response.outcome {
+        Outcome::Ok | Outcome::ToolError => StatusCode::OK,
+        Outcome::Proposed => StatusCode::ACCEPTED,
+        Outcome::Denied => StatusCode::FORBIDDEN,
+        Outcome::Rejected => StatusCode::BAD_REQUEST,
+        Outcome::Failed => StatusCode::BAD_GATEWAY,
+    };
+    let body = json!({
+        "event_id": response.event_id,
+        "outcome": response.outcome.as_str(),
+        "result": response.result,
+        "error": response.refusal.as_ref().map(|r| json!({
+            "kind": r.kind, "message": r.message, "policies": r.policies, "explanation": response.explanation(),
+        })),
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+pub async fn create_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TaskRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let principal = agent(&state, &headers).await?;
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let task = state.gateway.create_task(&principal, req).await?;
+    Ok((StatusCode::CREATED, Json(task)).into_response())
+}
+
+pub async fn list_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Viewer).await?;
+    let keys = state.gateway.agent_keys().await?;
+    let agents: Vec<Value> = state
+        .gateway
+        .config()
+        .agents
+        .iter()
+        .map(|a| {
+            let keys: Vec<Value> = keys
+                .iter()
+                .filter(|k| k.agent == a.id)
+                .map(|k| json!({ "key_id": k.key_id, "created_at": k.created_at, "revoked_at": k.revoked_at }))
+                .collect();
+            json!({
+                "id": a.id, "owner": a.owner, "purpose": a.purpose, "roles": a.roles, "mode": a.mode,
+                "clearance": a.clearance, "delegation": a.delegation, "keys": keys,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
+
+/// `POST /v1/agents/{id}/keys`, `.../rotate`, `.../revoke`.
+pub async fn agent_key_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let op = operator(&state, &headers, OperatorRole::Admin).await?;
+    let who = format!("{} ({})", op.name, op.token_id);
+    match action.as_str() {
+        "keys" | "rotate" => {
+            let (key, secret) = if action == "keys" {
+                state.gateway.create_agent_key(&id, &who).await?
+            } else {
+                state.gateway.rotate_agent_key(&id, &who).await?
+            };
+            let body = json!({ "agent": id, "key_id": key.key_id, "key": secret.secret,
+                               "note": "this key is shown once; Warden stores only its hash" });
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        "revoke" => {
+            let n = state.gateway.revoke_agent_keys(&id, &who).await?;
+            Ok(Json(json!({ "agent": id, "revoked": n })).into_response())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no action `{action}` on agents"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    limit: Option<u32>,
+}
+
+pub async fn list_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Auditor).await?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let events = state
+        .gateway
+        .shared()
+        .store
+        .recent(limit)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(json!({ "events": events })))
+}
+
+pub async fn get_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Auditor).await?;
+    let event = state
+        .gateway
+        .shared()
+        .store
+        .event(&id)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no event `{id}`"),
+            )
+        })?;
+    Ok(Json(json!({ "event": event })))
+}

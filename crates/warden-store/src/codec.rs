@@ -1,0 +1,144 @@
+//! Converting events and times between Rust values and their stored form.
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::Serialize;
+use warden_core::event::AuditEvent;
+use warden_core::store::StoreError;
+
+use crate::StoredEvent;
+use crate::error::{corrupt, seq_from_db};
+
+/// The columns of one `events` row, prepared by the appender (off the writer task).
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub id: String,
+    pub correlation_id: String,
+    pub parent_id: Option<String>,
+    pub kind: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub agent: Option<String>,
+    pub user: Option<String>,
+    pub task: Option<String>,
+    pub action: Option<String>,
+    pub verdict: String,
+    pub outcome: String,
+    /// The whole event as JSON.
+    pub body: String,
+}
+
+impl EventRow {
+    pub fn from_event(event: &AuditEvent) -> Result<Self, StoreError> {
+        let body = serde_json::to_string(event).map_err(|e| {
+            StoreError::Database(format!("encoding event {} as JSON: {e}", event.id))
+        })?;
+        Ok(Self {
+            id: event.id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            parent_id: event.parent_id.clone(),
+            kind: enum_text(&event.kind)?,
+            started_at: micros(event.started_at),
+            finished_at: micros(event.finished_at),
+            agent: event.agent.clone(),
+            user: event.user.clone(),
+            task: event.task.clone(),
+            action: event.action.clone(),
+            verdict: event.verdict.as_str().to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
+            body,
+        })
+    }
+}
+
+/// The serde name of a unit enum variant (`tool_call`, ...).
+fn enum_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        Ok(other) => Err(StoreError::Database(format!(
+            "expected a unit variant, got {other}"
+        ))),
+        Err(e) => Err(StoreError::Database(format!("encoding enum: {e}"))),
+    }
+}
+
+/// Decode a stored event body.
+pub(crate) fn event_from_body(seq: i64, body: &str) -> Result<AuditEvent, StoreError> {
+    serde_json::from_str(body).map_err(|e| corrupt(format_args!("event at seq {seq}"), e))
+}
+
+/// Decode a `(seq, body)` row.
+pub(crate) fn stored_event(seq: i64, body: &str) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq: seq_from_db(seq)?,
+        event: event_from_body(seq, body)?,
+    })
+}
+
+/// Decode many `(seq, body)` rows.
+pub(crate) fn stored_events(rows: Vec<(i64, String)>) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.iter()
+        .map(|(seq, body)| stored_event(*seq, body))
+        .collect()
+}
+
+/// Times are kept to the microsecond on both backends.
+pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// A time as SQLite stores it: fixed-width RFC 3339 in UTC, so text order is time order.
+pub(crate) fn time_text(at: DateTime<Utc>) -> String {
+    micros(at).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parse a time stored by [`time_text`].
+pub(crate) fn parse_time(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(format_args!("{what} `{text}`"), e))
+}
+
+/// Parse an optional stored time.
+pub(crate) fn parse_opt_time(
+    text: Option<&str>,
+    what: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    text.map(|t| parse_time(t, what)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use warden_core::event::EventKind;
+
+    #[test]
+    fn times_are_fixed_width_micros() {
+        let at = Utc.timestamp_opt(1_700_000_000, 123_456_789).single();
+        let text = at.map(time_text);
+        assert_eq!(text.as_deref(), Some("2023-11-14T22:13:20.123456Z"));
+        let back = text.as_deref().map(|t| parse_time(t, "t").ok());
+        assert_eq!(back.flatten(), at.map(micros));
+    }
+
+    #[test]
+    fn row_columns_copy_the_event() -> Result<(), StoreError> {
+        let mut event = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
+        event.agent = Some("bot".into());
+        let row = EventRow::from_event(&event)?;
+        assert_eq!(row.kind, "tool_call");
+        assert_eq!(row.verdict, "none");
+        assert_eq!(row.outcome, "failed");
+        assert_eq!(row.agent.as_deref(), Some("bot"));
+        assert_eq!(event_from_body(0, &row.body)?, event);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_body_is_corrupt() {
+        assert!(matches!(
+            event_from_body(7, "{"),
+            Err(StoreError::Corrupt(m)) if m.contains("seq 7")
+        ));
+    }
+}

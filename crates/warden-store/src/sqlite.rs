@@ -1,0 +1,497 @@
+//! The SQLite backend: one file in WAL mode with `synchronous = FULL`.
+//!
+//! Event batches are written under `BEGIN IMMEDIATE` (the database write lock), and `seq` is read
+//! from the table inside that transaction, so two processes sharing the file (say, the server
+//! and the CLI) still produce a contiguous log.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Sqlite};
+use warden_core::event::AuditEvent;
+use warden_core::store::{
+    AgentKey, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError, TaskGrant,
+};
+
+use crate::codec::{
+    EventRow, event_from_body, parse_opt_time, parse_time, stored_event, stored_events, time_text,
+};
+use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
+use crate::writer::{BatchSink, Writer, WriterStats};
+use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
+
+/// Columns bound per event row by the batch insert.
+const EVENT_COLUMNS: usize = 14;
+/// Rows per INSERT statement (14 × 256 binds, well under SQLite's 32766).
+const ROWS_PER_INSERT: usize = 256;
+
+const INSERT_EVENTS_HEAD: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
+     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body) VALUES ";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database at `url`, migrate it and start the writer.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| db_error(e, "parsing the SQLite URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let pool = pool_options(url, options)
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_error(e, "opening the SQLite database"))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(migration_error)?;
+        let writer = Writer::spawn(SqliteSink { pool: pool.clone() }, options.batch_max);
+        Ok(Self { pool, writer })
+    }
+
+    /// Events of one request chain, in log order.
+    pub async fn events_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT seq, body FROM events WHERE correlation_id = ? ORDER BY seq",
+        )
+        .bind(correlation_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(e, "reading events by correlation id"))?;
+        stored_events(rows)
+    }
+
+    /// The number of committed events (the next `seq`).
+    pub async fn event_count(&self) -> Result<u64, StoreError> {
+        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "counting events"))?;
+        seq_from_db(next)
+    }
+
+    /// Events with `from_seq <= seq < to_seq`, in log order.
+    pub async fn events_range(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT seq, body FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+        )
+        .bind(seq_to_db(from_seq)?)
+        .bind(seq_to_db(to_seq.min(i64::MAX as u64))?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(e, "reading a range of events"))?;
+        stored_events(rows)
+    }
+
+    /// One event with its `seq`.
+    pub async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query_as::<_, (i64, String)>("SELECT seq, body FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(e, format_args!("reading event {id}")))?;
+        row.map(|(seq, body)| stored_event(seq, &body)).transpose()
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    /// Stop the writer (committing what it holds) and close the connections.
+    pub async fn close(&self) {
+        self.writer.stop().await;
+        self.pool.close().await;
+    }
+}
+
+fn pool_options(url: &str, options: &StoreOptions) -> SqlitePoolOptions {
+    let base = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+    if is_memory(url) {
+        // An in-memory database lives as long as its connection: keep exactly one, forever.
+        base.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        base.max_connections(options.max_connections.max(2))
+    }
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Writes event batches for the writer task.
+struct SqliteSink {
+    pool: SqlitePool,
+}
+
+impl BatchSink for SqliteSink {
+    async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        let t0 = std::time::Instant::now();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error(e, "starting the event transaction"))?;
+        let first: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db_error(e, "reading the next seq"))?;
+        let t1 = t0.elapsed();
+        let mut seq = first;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            insert_events(&mut tx, seq, chunk).await?;
+            seq += chunk.len() as i64;
+        }
+        let t2 = t0.elapsed();
+        tx.commit()
+            .await
+            .map_err(|e| db_error(e, "committing events"))?;
+        if std::env::var("WTIME").is_ok() {
+            eprintln!(
+                "n={} begin+max={:?} insert={:?} commit={:?}",
+                rows.len(),
+                t1,
+                t2 - t1,
+                t0.elapsed() - t2
+            );
+        }
+        seq_from_db(first)
+    }
+}
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    first: i64,
+    rows: &[EventRow],
+) -> Result<(), StoreError> {
+    let mut query = sqlx::query(AssertSqlSafe(insert_events_sql(rows.len())));
+    for (seq, row) in (first..).zip(rows) {
+        query = query
+            .bind(seq)
+            .bind(row.id.as_str())
+            .bind(row.correlation_id.as_str())
+            .bind(row.parent_id.as_deref())
+            .bind(row.kind.as_str())
+            .bind(time_text(row.started_at))
+            .bind(time_text(row.finished_at))
+            .bind(row.agent.as_deref())
+            .bind(row.user.as_deref())
+            .bind(row.task.as_deref())
+            .bind(row.action.as_deref())
+            .bind(row.verdict.as_str())
+            .bind(row.outcome.as_str())
+            .bind(row.body.as_str());
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db_error(e, "inserting events"))?;
+    Ok(())
+}
+
+/// `INSERT ... VALUES (?, ...), (?, ...)` for `rows` rows.
+fn insert_events_sql(rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
+    let mut sql = String::with_capacity(INSERT_EVENTS_HEAD.len() + rows * (tuple.len() + 2));
+    sql.push_str(INSERT_EVENTS_HEAD);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&tuple);
+    }
+    sql
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+        self.writer.append(EventRow::from_event(event)?).await
+    }
+
+    async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error(e, "reading recent events"))?;
+        rows.iter()
+            .map(|(seq, body)| event_from_body(*seq, body))
+            .collect()
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {
+        Ok(self.stored_event(id).await?.map(|s| s.event))
+    }
+}
+
+type KeyRow = (String, String, String, String, Option<String>);
+type TokenRow = (String, String, String, String, String, Option<String>);
+type TaskRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+const KEY_COLUMNS: &str = "key_id, agent, hash, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "token_id, name, role, hash, created_at, revoked_at";
+const TASK_COLUMNS: &str =
+    "task_id, agent, hash, tools, max_class, purpose, \"user\", created_at, expires_at";
+
+fn agent_key(row: KeyRow) -> Result<AgentKey, StoreError> {
+    let (key_id, agent, hash, created_at, revoked_at) = row;
+    Ok(AgentKey {
+        created_at: parse_time(&created_at, "agent key created_at")?,
+        revoked_at: parse_opt_time(revoked_at.as_deref(), "agent key revoked_at")?,
+        key_id,
+        agent,
+        hash,
+    })
+}
+
+fn operator_token(row: TokenRow) -> Result<OperatorToken, StoreError> {
+    let (token_id, name, role, hash, created_at, revoked_at) = row;
+    Ok(OperatorToken {
+        role: OperatorRole::from_str(&role).map_err(|e| corrupt("operator token role", e))?,
+        created_at: parse_time(&created_at, "operator token created_at")?,
+        revoked_at: parse_opt_time(revoked_at.as_deref(), "operator token revoked_at")?,
+        token_id,
+        name,
+        hash,
+    })
+}
+
+fn task_grant(row: TaskRow) -> Result<TaskGrant, StoreError> {
+    let (task_id, agent, hash, tools, max_class, purpose, user, created_at, expires_at) = row;
+    Ok(TaskGrant {
+        tools: serde_json::from_str(&tools)
+            .map_err(|e| corrupt(format_args!("tools of task {task_id}"), e))?,
+        created_at: parse_time(&created_at, "task created_at")?,
+        expires_at: parse_time(&expires_at, "task expires_at")?,
+        task_id,
+        agent,
+        hash,
+        max_class,
+        purpose,
+        user,
+    })
+}
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
+    async fn insert_agent_key(&self, key: &AgentKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agent_keys (key_id, agent, hash, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key.key_id.as_str())
+        .bind(key.agent.as_str())
+        .bind(key.hash.as_str())
+        .bind(time_text(key.created_at))
+        .bind(key.revoked_at.map(time_text))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error(e, format_args!("inserting agent key {}", key.key_id)))?;
+        Ok(())
+    }
+
+    async fn agent_key_by_hash(&self, hash: &str) -> Result<Option<AgentKey>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM agent_keys WHERE hash = ?");
+        let row = sqlx::query_as::<_, KeyRow>(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "looking up an agent key"))?;
+        row.map(agent_key).transpose()
+    }
+
+    async fn agent_keys(&self) -> Result<Vec<AgentKey>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM agent_keys ORDER BY created_at, key_id");
+        let rows = sqlx::query_as::<_, KeyRow>(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "listing agent keys"))?;
+        rows.into_iter().map(agent_key).collect()
+    }
+
+    async fn revoke_agent_keys(
+        &self,
+        agent: &str,
+        keep: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE agent_keys SET revoked_at = ? \
+             WHERE agent = ? AND revoked_at IS NULL AND key_id IS NOT ?",
+        )
+        .bind(time_text(at))
+        .bind(agent)
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error(e, format_args!("revoking the keys of agent {agent}")))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_operator_token(&self, token: &OperatorToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO operator_tokens (token_id, name, role, hash, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token.token_id.as_str())
+        .bind(token.name.as_str())
+        .bind(token.role.as_str())
+        .bind(token.hash.as_str())
+        .bind(time_text(token.created_at))
+        .bind(token.revoked_at.map(time_text))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                e,
+                format_args!("inserting operator token {}", token.token_id),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn operator_token_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<OperatorToken>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM operator_tokens WHERE hash = ?");
+        let row = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "looking up an operator token"))?;
+        row.map(operator_token).transpose()
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>, StoreError> {
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM operator_tokens ORDER BY created_at, token_id");
+        let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "listing operator tokens"))?;
+        rows.into_iter().map(operator_token).collect()
+    }
+
+    async fn insert_task(&self, task: &TaskGrant) -> Result<(), StoreError> {
+        let tools = serde_json::to_string(&task.tools)
+            .map_err(|e| StoreError::Database(format!("encoding task tools: {e}")))?;
+        sqlx::query(
+            "INSERT INTO tasks (task_id, agent, hash, tools, max_class, purpose, \"user\", \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(task.task_id.as_str())
+        .bind(task.agent.as_str())
+        .bind(task.hash.as_str())
+        .bind(tools)
+        .bind(task.max_class.as_deref())
+        .bind(task.purpose.as_deref())
+        .bind(task.user.as_deref())
+        .bind(time_text(task.created_at))
+        .bind(time_text(task.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error(e, format_args!("inserting task {}", task.task_id)))?;
+        Ok(())
+    }
+
+    async fn task_by_hash(&self, hash: &str) -> Result<Option<TaskGrant>, StoreError> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE hash = ?");
+        let row = sqlx::query_as::<_, TaskRow>(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "looking up a task"))?;
+        row.map(task_grant).transpose()
+    }
+}
+
+#[async_trait]
+impl WardenStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn events_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        SqliteStore::events_by_correlation(self, correlation_id).await
+    }
+
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        SqliteStore::event_count(self).await
+    }
+
+    async fn events_range(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        SqliteStore::events_range(self, from_seq, to_seq).await
+    }
+
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        SqliteStore::stored_event(self, id).await
+    }
+
+    fn writer_stats(&self) -> WriterStats {
+        SqliteStore::writer_stats(self)
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_has_one_tuple_per_row() {
+        let sql = insert_events_sql(3);
+        assert_eq!(sql.matches('?').count(), 3 * EVENT_COLUMNS);
+        assert_eq!(sql.matches("), (").count(), 2);
+    }
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_memory("sqlite::memory:"));
+        assert!(is_memory("sqlite://file:x?mode=memory"));
+        assert!(!is_memory("sqlite://warden.db"));
+    }
+}

@@ -1,0 +1,269 @@
+//! The group-commit writer: one task per store owns all event inserts.
+//!
+//! `append` sends `(row, reply)` over a bounded channel. The writer takes one request, drains
+//! whatever else is already queued (up to `batch_max`), hands the batch to its [`BatchSink`]
+//! (one transaction, one commit) and only then answers each waiter with its `seq`. When the
+//! writer is gone, sending or awaiting the reply fails, and `append` returns
+//! [`StoreError::WriterStopped`] instead of hanging.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use warden_core::store::StoreError;
+
+use crate::codec::EventRow;
+use crate::error::copy_error;
+
+/// Writes a batch of events in one transaction.
+pub(crate) trait BatchSink: Send + 'static {
+    /// Insert `rows` in order, in one transaction, and commit; return the `seq` given to the
+    /// first row (the others follow contiguously). Nothing is committed on error.
+    fn commit(&mut self, rows: &[EventRow])
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Counters of a store's writer, for tests, metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Events committed.
+    pub events: u64,
+    /// Transactions that failed (their waiters got an error).
+    pub failed_commits: u64,
+    /// The largest batch committed in one transaction.
+    pub largest_batch: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    events: AtomicU64,
+    failed_commits: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+impl Counters {
+    fn committed(&self, events: usize) {
+        let events = u64::try_from(events).unwrap_or(u64::MAX);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+        self.largest_batch.fetch_max(events, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<u64, StoreError>>;
+
+struct Request {
+    row: EventRow,
+    reply: Reply,
+}
+
+/// The handle appenders use; owns the writer task.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
+    stop: Arc<Notify>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Spawn the writer task on the current Tokio runtime.
+    pub fn spawn<S: BatchSink>(sink: S, batch_max: usize) -> Self {
+        let batch_max = batch_max.max(1);
+        let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(1024));
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(run(sink, rx, stop.clone(), batch_max, counters.clone()));
+        Self {
+            tx,
+            counters,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queue `row` and wait until it is committed.
+    pub async fn append(&self, row: EventRow) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request { row, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+
+    /// Stop accepting events, commit those already queued, and wait for the task to end.
+    pub async fn stop(&self) {
+        self.stop.notify_one();
+        let task = self.task.lock().await.take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the audit writer task failed");
+        }
+    }
+}
+
+async fn run<S: BatchSink>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Request>,
+    stop: Arc<Notify>,
+    batch_max: usize,
+    counters: Arc<Counters>,
+) {
+    let mut closing = false;
+    let mut rows = Vec::with_capacity(batch_max);
+    let mut replies = Vec::with_capacity(batch_max);
+    while let Some(first) = next_request(&mut rx, &stop, &mut closing).await {
+        push(first, &mut rows, &mut replies);
+        while rows.len() < batch_max {
+            match rx.try_recv() {
+                Ok(request) => push(request, &mut rows, &mut replies),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut sink, &rows, &mut replies, &counters).await;
+        rows.clear();
+    }
+}
+
+/// The next request; after a stop, only those already queued, then `None`.
+async fn next_request(
+    rx: &mut mpsc::Receiver<Request>,
+    stop: &Notify,
+    closing: &mut bool,
+) -> Option<Request> {
+    if !*closing {
+        tokio::select! {
+            biased;
+            () = stop.notified() => {
+                *closing = true;
+                rx.close();
+            }
+            request = rx.recv() => return request,
+        }
+    }
+    rx.recv().await
+}
+
+fn push(request: Request, rows: &mut Vec<EventRow>, replies: &mut Vec<Reply>) {
+    rows.push(request.row);
+    replies.push(request.reply);
+}
+
+/// Commit `rows` and answer `replies` (drained); on a conflict, retry the rows one by one so
+/// that only the offending events fail.
+async fn commit_batch<S: BatchSink>(
+    sink: &mut S,
+    rows: &[EventRow],
+    replies: &mut Vec<Reply>,
+    counters: &Counters,
+) {
+    match sink.commit(rows).await {
+        Ok(first) => {
+            counters.committed(rows.len());
+            for (seq, reply) in (first..).zip(replies.drain(..)) {
+                // A waiter that gave up is fine: its event is committed all the same.
+                let _ = reply.send(Ok(seq));
+            }
+        }
+        Err(StoreError::Conflict(_)) if rows.len() > 1 => {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            for (row, reply) in rows.iter().zip(replies.drain(..)) {
+                let _ = reply.send(commit_one(sink, row, counters).await);
+            }
+        }
+        Err(err) => {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, events = rows.len(), "audit batch failed to commit");
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(copy_error(&err)));
+            }
+        }
+    }
+}
+
+async fn commit_one<S: BatchSink>(
+    sink: &mut S,
+    row: &EventRow,
+    counters: &Counters,
+) -> Result<u64, StoreError> {
+    let result = sink.commit(std::slice::from_ref(row)).await;
+    match &result {
+        Ok(_) => counters.committed(1),
+        Err(_) => {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use warden_core::event::{AuditEvent, EventKind};
+
+    /// Commits in memory; fails rows whose id starts with `dup`.
+    struct MemorySink {
+        next: u64,
+    }
+
+    impl BatchSink for MemorySink {
+        async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
+            if rows.iter().any(|r| r.id.starts_with("dup")) {
+                return Err(StoreError::Conflict("duplicate id".into()));
+            }
+            let first = self.next;
+            self.next += rows.len() as u64;
+            Ok(first)
+        }
+    }
+
+    fn row(id: &str) -> Result<EventRow, StoreError> {
+        let mut event = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
+        event.id = id.into();
+        EventRow::from_event(&event)
+    }
+
+    #[tokio::test]
+    async fn a_conflict_fails_only_the_offender() -> Result<(), StoreError> {
+        let writer = Writer::spawn(MemorySink { next: 0 }, 16);
+        let (a, b, c) = tokio::join!(
+            writer.append(row("a")?),
+            writer.append(row("dup")?),
+            writer.append(row("c")?)
+        );
+        assert_eq!(a?, 0);
+        assert!(matches!(b, Err(StoreError::Conflict(_))));
+        assert_eq!(c?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn stop_commits_what_was_queued_then_refuses() -> Result<(), StoreError> {
+        let writer = Writer::spawn(MemorySink { next: 0 }, 16);
+        assert_eq!(writer.append(row("a")?).await?, 0);
+        writer.stop().await;
+        let late = tokio::time::timeout(Duration::from_secs(5), writer.append(row("b")?)).await;
+        assert!(matches!(late, Ok(Err(StoreError::WriterStopped))));
+        Ok(())
+    }
+}
