@@ -4,7 +4,7 @@ Invoked by the Rust integration test `crates/warden-cli/tests/python_sdk.rs`, wh
 gateway and issues the keys. Each scenario runs under both MCP revisions: the 2025-11-25
 handshake (`initialize`) and the stateless 2026-07-28 one (`server/discover`).
 
-Usage: python3 sdk_scenarios.py --url URL --support-key K --refund-key K [--git-tool NAME]
+Usage: python3 sdk_scenarios.py --url URL --support-key K --refund-key K [--git-tool NAME --git-repo DIR] [--warden BIN]
 Prints one line per scenario and a closing "N passed, M failed"; exits 1 on any failure.
 """
 
@@ -14,7 +14,8 @@ import json
 import sys
 import traceback
 
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -119,6 +120,23 @@ async def a_third_party_upstream_is_governed(args, revision):
     await session(args.url, args.support_key, revision, body)
 
 
+async def the_stdio_bridge_carries_calls_and_denials(args, revision):
+    """`warden connect` lets a stdio-only client use the gateway."""
+    params = StdioServerParameters(command=args.warden, args=["connect", "--url", args.url, "--key", args.support_key])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as s:
+            if revision == "handshake":
+                await s.initialize()
+            else:
+                await s.discover()
+            names = {t.name for t in (await s.list_tools()).tools}
+            check("crm.get_customer" in names, f"tools over the bridge: {sorted(names)}")
+            r = await s.call_tool("crm.get_customer", {"customer_id": "C002"})
+            check(not r.is_error and r.structured_content["id"] == "C002", f"got {text_of(r)}")
+            denied = await s.call_tool("payments.refund", {"amount": 5, "currency": "EUR", "customer_id": "C002"})
+            check(denied.is_error and "denied" in text_of(denied), f"got {text_of(denied)}")
+
+
 async def a_bad_key_is_refused(args, revision):
     try:
         await session(args.url, "wdn_ak_not-a-real-key", revision, lambda s: s.list_tools())
@@ -136,6 +154,7 @@ SCENARIOS = [
     an_unknown_tool_is_a_clear_error,
     arguments_of_the_wrong_type_are_refused,
     a_third_party_upstream_is_governed,
+    the_stdio_bridge_carries_calls_and_denials,
     a_bad_key_is_refused,
 ]
 
@@ -147,6 +166,7 @@ async def main():
     p.add_argument("--refund-key", required=True)
     p.add_argument("--git-tool", default="")
     p.add_argument("--git-repo", default="")
+    p.add_argument("--warden", default="warden", help="the warden binary, for the stdio bridge")
     args = p.parse_args()
     passed = failed = 0
     for scenario in SCENARIOS:

@@ -68,6 +68,7 @@ fn the_python_sdk_lists_calls_and_is_denied_where_policy_says() {
             &refund,
         ])
         .args(["--git-tool", "git.git_status", "--git-repo", &repo_path])
+        .args(["--warden", common::WARDEN])
         .output()
         .expect("python3 runs (is the `mcp` package installed? see .ci/run)");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -15,7 +15,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    ListToolsResult, PaginatedRequestParams, ResultType, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -79,8 +79,9 @@ impl ServerHandler for WardenMcp {
             .or_else(|| meta_str(&context, "user"));
         let tools = self.gateway.list_tools(&principal, &ListRequest { user });
         let listed: Vec<Value> = tools.iter().map(tool_json).collect();
-        serde_json::from_value(json!({ "tools": listed }))
-            .map_err(|e| McpError::internal_error(format!("cannot build the tool list: {e}"), None))
+        let tools: Vec<Tool> = serde_json::from_value(Value::Array(listed))
+            .map_err(|e| McpError::internal_error(format!("cannot build the tool list: {e}"), None))?;
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -123,6 +124,8 @@ fn to_mcp_result(response: CallResponse) -> CallToolResult {
     });
     if let Some(result) = response.result.clone() {
         if let Ok(mut r) = serde_json::from_value::<CallToolResult>(result) {
+            // An upstream on an older revision sends no `resultType`; 2026-07-28 clients need it.
+            r.result_type.get_or_insert(ResultType::COMPLETE);
             let meta = r.meta.get_or_insert_with(Default::default);
             meta.insert("warden".into(), warden);
             return r;

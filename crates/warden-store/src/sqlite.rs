@@ -26,8 +26,10 @@ use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 /// Columns bound per event row by the batch insert.
 const EVENT_COLUMNS: usize = 14;
-/// Rows per INSERT statement (14 × 256 binds, well under SQLite's 32766).
-const ROWS_PER_INSERT: usize = 256;
+/// Rows per INSERT statement: a batch is split greedily into these sizes, so that only a few
+/// distinct statements exist and each stays prepared in the connection's cache (the largest is
+/// 14 × 64 binds, well under SQLite's 32766).
+const CHUNK_LENS: [usize; 4] = [64, 16, 4, 1];
 
 const INSERT_EVENTS_HEAD: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
      started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body) VALUES ";
@@ -146,7 +148,6 @@ struct SqliteSink {
 
 impl BatchSink for SqliteSink {
     async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
-        let t0 = std::time::Instant::now();
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -156,25 +157,18 @@ impl BatchSink for SqliteSink {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| db_error(e, "reading the next seq"))?;
-        let t1 = t0.elapsed();
         let mut seq = first;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = chunk_len(rest.len());
+            let (chunk, tail) = rest.split_at(n);
             insert_events(&mut tx, seq, chunk).await?;
-            seq += chunk.len() as i64;
+            seq += n as i64;
+            rest = tail;
         }
-        let t2 = t0.elapsed();
         tx.commit()
             .await
             .map_err(|e| db_error(e, "committing events"))?;
-        if std::env::var("WTIME").is_ok() {
-            eprintln!(
-                "n={} begin+max={:?} insert={:?} commit={:?}",
-                rows.len(),
-                t1,
-                t2 - t1,
-                t0.elapsed() - t2
-            );
-        }
         seq_from_db(first)
     }
 }
@@ -207,6 +201,14 @@ async fn insert_events(
         .await
         .map_err(|e| db_error(e, "inserting events"))?;
     Ok(())
+}
+
+/// The largest chunk size that fits in `remaining` rows.
+fn chunk_len(remaining: usize) -> usize {
+    CHUNK_LENS
+        .into_iter()
+        .find(|&n| n <= remaining)
+        .unwrap_or(remaining)
 }
 
 /// `INSERT ... VALUES (?, ...), (?, ...)` for `rows` rows.

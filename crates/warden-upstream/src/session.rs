@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientInitializeError, RunningService};
-use rmcp::transport::IntoTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpError;
+use rmcp::transport::{DynamicTransportError, IntoTransport};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
@@ -178,8 +179,37 @@ fn describe_init_error(error: &ClientInitializeError) -> String {
         ClientInitializeError::ConnectionClosed(during) => {
             format!("the connection closed while waiting for the {during}")
         }
+        ClientInitializeError::TransportError { error, context } => {
+            format!("{context}: {}", transport_error(error))
+        }
         other => other.to_string(),
     }
+}
+
+/// A transport error in one line, down to its root cause. rmcp does not expose the HTTP
+/// client's error as a source, so it is unwrapped here.
+pub(crate) fn transport_error(error: &DynamicTransportError) -> String {
+    type HttpError = StreamableHttpError<reqwest::Error>;
+    match error.error.downcast_ref::<HttpError>() {
+        Some(StreamableHttpError::Client(client)) => error_chain(client),
+        _ => error_chain(error.error.as_ref()),
+    }
+}
+
+/// `error` and its sources in one line, skipping a source its parent already quotes. The root
+/// cause ("Connection refused") is usually the part worth reading.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `text` cut to [`MAX_REASON_LEN`] bytes at a character boundary.

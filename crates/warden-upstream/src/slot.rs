@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::UpstreamError;
 use crate::redact::Redactor;
-use crate::session::{Session, truncate};
+use crate::session::{Session, transport_error, truncate};
 use crate::status::{LinkState, TransportKind, UpstreamStatus};
 
 /// How long a call whose connection closed waits to learn why (e.g. the exit status).
@@ -170,7 +170,7 @@ impl Slot {
                 UpstreamError::Disconnected { name, reason }
             }
             ServiceError::TransportSend(e) => {
-                let reason = self.clean(e.to_string());
+                let reason = self.clean(transport_error(&e));
                 self.note_error(&reason);
                 UpstreamError::Disconnected { name, reason }
             }

@@ -137,13 +137,14 @@ async fn run_session(slot: &Slot, live: Live, shutdown: &CancellationToken) -> O
         _quit = &mut service => (Some(closed_reason(&mut child).await), true),
     };
     if let Some(reason) = &reason {
-        // New calls fail fast from here on; calls in flight learn why their connection closed.
+        // New calls fail fast from here on, then calls in flight learn why their connection
+        // closed: in this order, a caller that retries at once is told its retry was not sent.
         let reason = slot.clean(reason.clone());
-        session.end(&reason);
         slot.set_link(Link::Down {
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             permanent: false,
         });
+        session.end(&reason);
     } else {
         session.end("Warden is shutting down its upstream connections");
     }
