@@ -26,6 +26,8 @@ pub(crate) struct Session {
     pub(crate) protocol_version: Option<String>,
     ended: CancellationToken,
     end_reason: OnceLock<String>,
+    broken: CancellationToken,
+    broken_reason: OnceLock<String>,
 }
 
 impl Session {
@@ -38,6 +40,8 @@ impl Session {
             protocol_version,
             ended: CancellationToken::new(),
             end_reason: OnceLock::new(),
+            broken: CancellationToken::new(),
+            broken_reason: OnceLock::new(),
         }
     }
 
@@ -54,6 +58,19 @@ impl Session {
             .await
             .ok()?;
         self.end_reason.get().cloned()
+    }
+
+    /// Tell the supervisor that requests over this session fail in a way only a new connection
+    /// can fix (an HTTP server that refuses connections), so it should reconnect.
+    pub(crate) fn report_broken(&self, reason: &str) {
+        let _ = self.broken_reason.set(reason.to_owned());
+        self.broken.cancel();
+    }
+
+    /// Resolves, with the reason, once a call has reported the session broken.
+    pub(crate) async fn broken(&self) -> String {
+        self.broken.cancelled().await;
+        self.broken_reason.get().cloned().unwrap_or_default()
     }
 }
 
@@ -194,6 +211,14 @@ pub(crate) fn transport_error(error: &DynamicTransportError) -> String {
         Some(StreamableHttpError::Client(client)) => error_chain(client),
         _ => error_chain(error.error.as_ref()),
     }
+}
+
+/// Whether `error` is a failure to open a connection, so the request was certainly not sent.
+pub(crate) fn is_connect_error(error: &DynamicTransportError) -> bool {
+    matches!(
+        error.error.downcast_ref::<StreamableHttpError<reqwest::Error>>(),
+        Some(StreamableHttpError::Client(client)) if client.is_connect()
+    )
 }
 
 /// `error` and its sources in one line, skipping a source its parent already quotes. The root

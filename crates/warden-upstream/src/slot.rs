@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::UpstreamError;
 use crate::redact::Redactor;
-use crate::session::{Session, transport_error, truncate};
+use crate::session::{Session, is_connect_error, transport_error, truncate};
 use crate::status::{LinkState, TransportKind, UpstreamStatus};
 
 /// How long a call whose connection closed waits to learn why (e.g. the exit status).
@@ -172,6 +172,10 @@ impl Slot {
             ServiceError::TransportSend(e) => {
                 let reason = self.clean(transport_error(&e));
                 self.note_error(&reason);
+                if is_connect_error(&e) {
+                    session.report_broken(&reason);
+                    return UpstreamError::Unavailable { name, reason };
+                }
                 UpstreamError::Disconnected { name, reason }
             }
             ServiceError::Cancelled { reason } => UpstreamError::Disconnected {

@@ -135,6 +135,7 @@ async fn run_session(slot: &Slot, live: Live, shutdown: &CancellationToken) -> O
         () = shutdown.cancelled() => (None, false),
         status = stdio::wait_child(&mut child) => (Some(stdio::exited(status)), false),
         _quit = &mut service => (Some(closed_reason(&mut child).await), true),
+        reason = session.broken() => (Some(reason), false),
     };
     if let Some(reason) = &reason {
         // New calls fail fast from here on, then calls in flight learn why their connection

@@ -425,7 +425,7 @@ async fn an_http_upstream_lists_and_calls_its_tools() {
         Some(ProtocolVersion::LATEST.as_str())
     );
     pool.shutdown().await;
-    server.stop();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,7 +466,7 @@ async fn an_http_upstream_receives_the_configured_headers_with_secrets_resolved(
     );
     pool.shutdown().await;
     unauthenticated.shutdown().await;
-    server.stop();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,42 +489,41 @@ async fn a_2025_11_25_http_upstream_is_spoken_to_with_the_initialize_handshake()
         Some("2025-11-25")
     );
     pool.shutdown().await;
-    server.stop();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_upstream_that_is_not_listening_is_down_and_comes_up_when_it_starts() {
+async fn an_http_upstream_that_is_not_listening_is_down_and_back_when_it_listens_again() {
     // Reserve a port, then free it so nothing listens there yet.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     let url = format!("http://{addr}/mcp");
     let pool = start(vec![http_upstream("echo", &url, [])]);
+    let echo = || pool.call("echo", "echo", args(json!({"payload": "x"})), None);
 
-    let call = pool
-        .call("echo", "echo", args(json!({"payload": "x"})), None)
-        .await;
-    assert!(
-        matches!(call, Err(UpstreamError::Unavailable { .. })),
-        "{call:?}"
-    );
+    let call = echo().await;
+    assert!(matches!(&call, Err(e) if e.not_sent()), "{call:?}");
 
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(warden_samples::serve_http(
-        SampleKind::Echo,
-        listener,
-        shutdown.clone(),
-    ));
-    let back = retry_until_ok(
-        || pool.call("echo", "echo", args(json!({"payload": "x"})), None),
-        Duration::from_secs(5),
-    )
-    .await;
+    let server = HttpSample::serve_on(SampleKind::Echo, addr).await;
+    let back = retry_until_ok(echo, Duration::from_secs(5)).await;
     assert_eq!(back.result["structuredContent"]["payload"], "x");
     assert!(only_status(&pool).restarts >= 1);
+
+    // The server goes away: calls fail without being sent, and the upstream is reported down.
+    server.stop().await;
+    let call = echo().await;
+    assert!(matches!(&call, Err(e) if e.not_sent()), "{call:?}");
+    let down = wait_until(
+        || only_status(&pool).state == LinkState::Down,
+        Duration::from_secs(5),
+    );
+    assert!(down.await, "{:?}", only_status(&pool));
+
+    let _server = HttpSample::serve_on(SampleKind::Echo, addr).await;
+    retry_until_ok(echo, Duration::from_secs(5)).await;
+    assert_eq!(only_status(&pool).state, LinkState::Ready);
     pool.shutdown().await;
-    shutdown.cancel();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,24 +639,52 @@ where
     }
 }
 
+/// Whether `condition` holds within `within`, checking every 20 ms.
+async fn wait_until(condition: impl Fn() -> bool, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 /// A sample server on 127.0.0.1 over Streamable HTTP.
 struct HttpSample {
     url: String,
     shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpSample {
     /// The sample as `warden_samples::serve_http` serves it (stateless, JSON responses).
     async fn serve(kind: SampleKind) -> Self {
-        let listener = bind().await;
-        let url = format!(
-            "http://{}{}",
-            listener.local_addr().expect("addr"),
-            warden_samples::HTTP_PATH
-        );
+        Self::serve_http(kind, bind().await)
+    }
+
+    /// [`HttpSample::serve`] on a given address.
+    async fn serve_on(kind: SampleKind, addr: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the address again");
+        Self::serve_http(kind, listener)
+    }
+
+    fn serve_http(kind: SampleKind, listener: tokio::net::TcpListener) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let url = format!("http://{addr}{}", warden_samples::HTTP_PATH);
         let shutdown = CancellationToken::new();
-        tokio::spawn(warden_samples::serve_http(kind, listener, shutdown.clone()));
-        Self { url, shutdown }
+        let serving = warden_samples::serve_http(kind, listener, shutdown.clone());
+        let task = tokio::spawn(async move {
+            let _ = serving.await;
+        });
+        Self {
+            url,
+            shutdown,
+            task,
+        }
     }
 
     /// The sample behind a check that refuses requests without `Authorization: <expected>`.
@@ -714,16 +741,22 @@ impl HttpSample {
         let listener = bind().await;
         let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
-        Self { url, shutdown }
+        Self {
+            url,
+            shutdown,
+            task,
+        }
     }
 
-    fn stop(&self) {
+    /// Stop serving and wait until the port is closed.
+    async fn stop(self) {
         self.shutdown.cancel();
+        let _ = self.task.await;
     }
 }
 
