@@ -28,11 +28,10 @@ pub fn resolve_self_command(config: &mut Config) {
         return;
     };
     for upstream in &mut config.upstreams {
-        if let Transport::Stdio { command, .. } = &mut upstream.transport {
-            if command.first().map(String::as_str) == Some("warden") {
+        if let Transport::Stdio { command, .. } = &mut upstream.transport
+            && command.first().map(String::as_str) == Some("warden") {
                 command[0] = exe.display().to_string();
             }
-        }
     }
 }
 

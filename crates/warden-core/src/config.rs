@@ -466,20 +466,18 @@ impl Validator<'_> {
                 )
                 .help = Some("declare it in a [[vendors]] table".into());
             }
-            if let Some(sandbox) = &u.sandbox {
-                if !names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref() {
+            if let Some(sandbox) = &u.sandbox
+                && (!names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref()) {
                     self.error_at(
                         sandbox.span().start,
                         format!("unknown sandbox upstream `{}`", sandbox.get_ref()),
                     )
                     .help = Some("the sandbox twin is another [[upstreams]] entry".into());
                 }
-            }
-            if let Some(p) = &u.prefix {
-                if p.get_ref().contains('.') {
+            if let Some(p) = &u.prefix
+                && p.get_ref().contains('.') {
                     self.error_at(p.span().start, "`prefix` may not contain `.`");
                 }
-            }
             let transport = match (u.command, u.url) {
                 (Some(cmd), None) => {
                     if cmd.get_ref().is_empty() {
@@ -736,15 +734,14 @@ impl Validator<'_> {
                     .help = Some("use sqlite://FILE or postgres://USER@HOST/DB".into());
             }
         }
-        if let Some(listen) = &raw.listen {
-            if listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
+        if let Some(listen) = &raw.listen
+            && listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
                 self.error_at(
                     listen.span().start,
                     format!("`listen` is not an address: `{}`", listen.get_ref()),
                 )
                 .help = Some("for example \"127.0.0.1:8700\"".into());
             }
-        }
         ServerConfig {
             listen: raw
                 .listen

@@ -446,13 +446,12 @@ impl Gateway {
                 .by_exposed_name(name)
                 .or_else(|| name.parse().ok().and_then(|n| snapshot.catalog.get(&n)))
                 .ok_or_else(|| AdminError::Invalid(format!("unknown tool `{name}`")))?;
-            if let Some(parent) = &principal.task {
-                if !parent.tools.iter().any(|t| t == tool.name.as_str()) {
+            if let Some(parent) = &principal.task
+                && !parent.tools.iter().any(|t| t == tool.name.as_str()) {
                     return Err(AdminError::Invalid(format!(
                         "tool `{name}` is outside the current task"
                     )));
                 }
-            }
             tools.push(tool.name.to_string());
         }
         if tools.is_empty() {
@@ -475,14 +474,13 @@ impl Gateway {
             }
             None => principal.task.as_ref().and_then(|t| t.max_class.clone()),
         };
-        if let Some(user) = &req.user {
-            if !agent.delegation || self.shared.config.user(user).is_none() {
+        if let Some(user) = &req.user
+            && (!agent.delegation || self.shared.config.user(user).is_none()) {
                 return Err(AdminError::Invalid(format!(
                     "agent `{}` may not act for user `{user}`",
                     agent.id
                 )));
             }
-        }
         let ttl = req
             .ttl_seconds
             .map(Duration::from_secs)

@@ -122,15 +122,14 @@ fn to_mcp_result(response: CallResponse) -> CallToolResult {
         "outcome": response.outcome.as_str(),
         "policies": response.policies,
     });
-    if let Some(result) = response.result.clone() {
-        if let Ok(mut r) = serde_json::from_value::<CallToolResult>(result) {
+    if let Some(result) = response.result.clone()
+        && let Ok(mut r) = serde_json::from_value::<CallToolResult>(result) {
             // An upstream on an older revision sends no `resultType`; 2026-07-28 clients need it.
             r.result_type.get_or_insert(ResultType::COMPLETE);
             let meta = r.meta.get_or_insert_with(Default::default);
             meta.insert("warden".into(), warden);
             return r;
         }
-    }
     let mut r = CallToolResult::error(vec![ContentBlock::text(response.explanation())]);
     r.meta
         .get_or_insert_with(Default::default)

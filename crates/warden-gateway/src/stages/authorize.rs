@@ -23,8 +23,8 @@ impl Stage for Authorize {
     async fn run(&self, shared: &Shared, call: &mut Call) -> Result<Flow, StageError> {
         let tool = call.tool_info()?.clone();
         let task = call.principal.task.as_ref().map(|t| task_scope(shared, t));
-        if let Some(grant) = &call.principal.task {
-            if !grant.tools.iter().any(|t| t == tool.name.as_str()) {
+        if let Some(grant) = &call.principal.task
+            && !grant.tools.iter().any(|t| t == tool.name.as_str()) {
                 call.event.verdict = Verdict::Deny;
                 call.event.policies = vec![TASK_SCOPE_POLICY.into()];
                 return Ok(Flow::Answer(Refusal::denied(
@@ -35,7 +35,6 @@ impl Stage for Authorize {
                     vec![TASK_SCOPE_POLICY.into()],
                 )));
             }
-        }
         let input = serde_json::Value::Object(std::mem::take(&mut call.input));
         let snapshot = shared.snapshot();
         let decision = snapshot.bundle.authorize(&AuthzRequest {
