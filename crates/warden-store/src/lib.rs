@@ -51,8 +51,8 @@ pub use writer::WriterStats;
 pub struct StoreOptions {
     /// The most events the writer puts in one transaction (at least 1).
     pub batch_max: usize,
-    /// Size of the connection pool (readers and the writer share it). In-memory SQLite always
-    /// uses one connection.
+    /// Size of the connection pool for reads and credential writes. The audit writer has one
+    /// more connection of its own. In-memory SQLite always uses a single connection.
     pub max_connections: u32,
     /// How long a statement waits for another SQLite writer's lock before failing.
     pub busy_timeout: Duration,

@@ -31,7 +31,10 @@ const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, correlation_id, parent
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
+    /// Reads and credential writes.
     pool: PgPool,
+    /// The writer task's own connection, so readers can never starve audit commits.
+    writer_pool: PgPool,
     writer: Writer,
 }
 
@@ -50,17 +53,30 @@ impl PostgresStore {
         options: &StoreOptions,
     ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(2))
+            .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| db_error(e, "connecting to PostgreSQL"))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(migration_error)?;
-        let writer = Writer::spawn(PgSink { pool: pool.clone() }, options.batch_max);
-        Ok(Self { pool, writer })
+        let writer_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_error(e, "opening the PostgreSQL writer connection"))?;
+        let sink = PgSink {
+            pool: writer_pool.clone(),
+        };
+        let writer = Writer::spawn(sink, options.batch_max);
+        Ok(Self {
+            pool,
+            writer_pool,
+            writer,
+        })
     }
 
     /// Events of one request chain, in log order.
@@ -121,6 +137,7 @@ impl PostgresStore {
     /// Stop the writer (committing what it holds) and close the connections.
     pub async fn close(&self) {
         self.writer.stop().await;
+        self.writer_pool.close().await;
         self.pool.close().await;
     }
 }

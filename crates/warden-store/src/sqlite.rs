@@ -36,7 +36,11 @@ const INSERT_EVENTS_HEAD: &str = "INSERT INTO events (seq, id, correlation_id, p
 
 /// The SQLite store.
 pub struct SqliteStore {
+    /// Reads and credential writes.
     pool: SqlitePool,
+    /// The writer task's own connection, so readers can never starve audit commits (the same
+    /// pool as `pool` for an in-memory database, which has a single connection).
+    writer_pool: SqlitePool,
     writer: Writer,
 }
 
@@ -51,15 +55,32 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
         let pool = pool_options(url, options)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| db_error(e, "opening the SQLite database"))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(migration_error)?;
-        let writer = Writer::spawn(SqliteSink { pool: pool.clone() }, options.batch_max);
-        Ok(Self { pool, writer })
+        let writer_pool = if is_memory(url) {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|e| db_error(e, "opening the SQLite writer connection"))?
+        };
+        let sink = SqliteSink {
+            pool: writer_pool.clone(),
+        };
+        let writer = Writer::spawn(sink, options.batch_max);
+        Ok(Self {
+            pool,
+            writer_pool,
+            writer,
+        })
     }
 
     /// Events of one request chain, in log order.
@@ -120,6 +141,7 @@ impl SqliteStore {
     /// Stop the writer (committing what it holds) and close the connections.
     pub async fn close(&self) {
         self.writer.stop().await;
+        self.writer_pool.close().await;
         self.pool.close().await;
     }
 }
@@ -133,7 +155,7 @@ fn pool_options(url: &str, options: &StoreOptions) -> SqlitePoolOptions {
             .idle_timeout(None)
             .max_lifetime(None)
     } else {
-        base.max_connections(options.max_connections.max(2))
+        base.max_connections(options.max_connections.max(1))
     }
 }
 
@@ -488,6 +510,47 @@ mod tests {
         let sql = insert_events_sql(3);
         assert_eq!(sql.matches('?').count(), 3 * EVENT_COLUMNS);
         assert_eq!(sql.matches("), (").count(), 2);
+    }
+
+    #[test]
+    fn batches_split_into_few_statement_shapes() {
+        let split = |mut n: usize| {
+            let mut lens = Vec::new();
+            while n > 0 {
+                lens.push(chunk_len(n));
+                n -= chunk_len(n);
+            }
+            lens
+        };
+        assert_eq!(split(1), vec![1]);
+        assert_eq!(split(150), vec![64, 64, 16, 4, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_file_database_is_durable() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        let store = SqliteStore::open(&url, &StoreOptions::default()).await?;
+        for pool in [&store.pool, &store.writer_pool] {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| db_error(e, "journal_mode"))?;
+            assert_eq!(mode, "wal");
+            for (pragma, want) in [
+                ("PRAGMA synchronous", 2), // FULL
+                ("PRAGMA foreign_keys", 1),
+                ("PRAGMA busy_timeout", 5000),
+            ] {
+                let got: i64 = sqlx::query_scalar(pragma)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| db_error(e, pragma))?;
+                assert_eq!(got, want, "{pragma}");
+            }
+        }
+        store.close().await;
+        Ok(())
     }
 
     #[test]

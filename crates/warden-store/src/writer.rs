@@ -237,6 +237,24 @@ mod tests {
         }
     }
 
+    /// Fails every commit, like a full disk.
+    struct FailingSink;
+
+    impl BatchSink for FailingSink {
+        async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
+            Err(StoreError::Database("disk I/O error".into()))
+        }
+    }
+
+    /// Dies on its first batch, like a bug in the writer.
+    struct PanickingSink;
+
+    impl BatchSink for PanickingSink {
+        async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
+            panic!("writer bug")
+        }
+    }
+
     fn row(id: &str) -> Result<EventRow, StoreError> {
         let mut event = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
         event.id = id.into();
@@ -254,6 +272,27 @@ mod tests {
         assert_eq!(a?, 0);
         assert!(matches!(b, Err(StoreError::Conflict(_))));
         assert_eq!(c?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_waiter_of_the_batch() -> Result<(), StoreError> {
+        let writer = Writer::spawn(FailingSink, 16);
+        let (a, b) = tokio::join!(writer.append(row("a")?), writer.append(row("b")?));
+        assert!(matches!(a, Err(StoreError::Database(_))));
+        assert!(matches!(b, Err(StoreError::Database(_))));
+        assert_eq!(writer.stats().commits, 0);
+        assert!(writer.stats().failed_commits >= 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_answers_writer_stopped() -> Result<(), StoreError> {
+        let writer = Writer::spawn(PanickingSink, 16);
+        let first = tokio::time::timeout(Duration::from_secs(5), writer.append(row("a")?)).await;
+        assert!(matches!(first, Ok(Err(StoreError::WriterStopped))));
+        let later = tokio::time::timeout(Duration::from_secs(5), writer.append(row("b")?)).await;
+        assert!(matches!(later, Ok(Err(StoreError::WriterStopped))));
         Ok(())
     }
 

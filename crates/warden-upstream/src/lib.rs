@@ -147,10 +147,14 @@ impl UpstreamPool {
                     connector,
                     shutdown.child_token(),
                 ))),
-                None => slot.set_link(Link::Down {
-                    reason: "Warden's async runtime was not running when the pool started".into(),
-                    permanent: true,
-                }),
+                None => {
+                    let reason = "Warden's async runtime was not running when the pool started";
+                    slot.note_error(reason);
+                    slot.set_link(Link::Down {
+                        reason: reason.into(),
+                        permanent: true,
+                    });
+                }
             }
             by_name.insert(upstream.name.clone(), slot.clone());
             slots.push(slot);
@@ -220,7 +224,7 @@ impl UpstreamPool {
             Ok(Err(e)) => return Err(slot.call_error(e, &session).await),
             Ok(Ok(response)) => response,
         };
-        let result = tool_result(&slot, response)?;
+        let result = tool_result(slot, response)?;
         Ok(CallOutcome { result, latency })
     }
 
@@ -306,4 +310,49 @@ fn tool_result(slot: &Slot, response: CallToolResponse) -> Result<Value, Upstrea
         name: slot.name.to_string(),
         detail: detail.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn the_pool_and_its_futures_can_be_shared_across_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<UpstreamPool>();
+        let pool = UpstreamPool::start(&[], Path::new(""), Duration::from_secs(1));
+        assert_send(&pool.call("crm", "get_customer", Map::new(), None));
+        assert_send(&pool.discover("crm", Duration::from_secs(1)));
+        assert_send(&pool.close());
+    }
+
+    #[tokio::test]
+    async fn without_a_runtime_every_upstream_is_down() {
+        let upstream = Upstream {
+            name: "crm".into(),
+            vendor: "internal".into(),
+            transport: Transport::Http {
+                url: "http://127.0.0.1:1/mcp".into(),
+                headers: Default::default(),
+            },
+            sandbox: None,
+            trusted: false,
+            prefix: None,
+            timeout: None,
+        };
+        let pool = std::thread::spawn(move || {
+            UpstreamPool::start(&[upstream], Path::new(""), Duration::from_secs(1))
+        })
+        .join()
+        .expect("start does not panic outside a runtime");
+        let status = pool.status();
+        assert_eq!(status[0].state, LinkState::Down);
+        let call = pool.call("crm", "get_customer", Map::new(), None).await;
+        assert!(
+            matches!(call, Err(UpstreamError::Unavailable { .. })),
+            "{call:?}"
+        );
+    }
 }

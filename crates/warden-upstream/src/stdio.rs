@@ -35,8 +35,14 @@ const PASSTHROUGH_ENV: &[&str] = &[
     "TMPDIR",
     "TEMP",
     "TMP",
+    "RUST_LOG",
     "SYSTEMROOT",
     "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "USERPROFILE",
+    "APPDATA",
+    "LOCALAPPDATA",
 ];
 
 /// Longest stderr line forwarded to the log; the rest of a longer line is dropped.

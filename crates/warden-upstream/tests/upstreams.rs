@@ -188,11 +188,13 @@ async fn a_hung_call_times_out_and_other_calls_still_work() {
             .await
             .expect("ok answers");
         assert!(
-            ok.latency < Duration::from_millis(300),
+            ok.latency < Duration::from_millis(450),
             "ok waited {:?}",
             ok.latency
         );
     }
+
+    assert!(!hung.is_finished(), "the ok calls waited for the hung one");
 
     let (result, elapsed) = hung.await.expect("hang task");
     assert_eq!(
@@ -272,7 +274,7 @@ async fn an_upstream_whose_command_does_not_exist_is_reported_down_with_a_clear_
     let started = Instant::now();
     let call = pool.call("ghost", "echo", Map::new(), None).await;
     assert!(
-        started.elapsed() < Duration::from_millis(100),
+        started.elapsed() < Duration::from_millis(250),
         "took {:?}",
         started.elapsed()
     );
@@ -511,8 +513,15 @@ async fn an_http_upstream_that_is_not_listening_is_down_and_back_when_it_listens
     assert!(only_status(&pool).restarts >= 1);
 
     // The server goes away: calls fail without being sent, and the upstream is reported down.
+    // (A request racing the server's close of a kept-alive connection may instead fail as sent.)
     server.stop().await;
-    let call = echo().await;
+    let mut call = echo().await;
+    for _ in 0..5 {
+        if matches!(&call, Err(e) if e.not_sent()) {
+            break;
+        }
+        call = echo().await;
+    }
     assert!(matches!(&call, Err(e) if e.not_sent()), "{call:?}");
     let down = wait_until(
         || only_status(&pool).state == LinkState::Down,
