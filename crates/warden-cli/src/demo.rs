@@ -178,6 +178,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     shutdown.cancel();
     let _ = server.await;
+    assembled.shutdown().await;
     Ok(())
 }
 

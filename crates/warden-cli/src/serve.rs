@@ -158,7 +158,9 @@ pub async fn serve(path: &Path) -> anyhow::Result<()> {
     let state = AppState {
         gateway: assembled.gateway.clone(),
     };
-    warden_server::serve(listener, state, shutdown).await?;
+    let served = warden_server::serve(listener, state, shutdown).await;
+    assembled.shutdown().await;
+    served?;
     Ok(())
 }
 

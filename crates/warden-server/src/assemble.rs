@@ -9,6 +9,7 @@ use warden_core::store::{OperatorRole, Store};
 use warden_core::{Config, Diagnostic, Diagnostics};
 use warden_gateway::{Gateway, GatewayParts};
 use warden_policy::PolicyBundle;
+use warden_store::WardenStore;
 use warden_upstream::UpstreamPool;
 
 use crate::datadir::{DataDir, DataDirError};
@@ -122,7 +123,7 @@ pub async fn check(config_path: &Path) -> Result<(Config, Catalog, PolicyBundle)
 /// A gateway ready to serve, with what the operator needs to know about it.
 pub struct Assembled {
     pub gateway: Arc<Gateway>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn WardenStore>,
     pub data_dir: DataDir,
     /// Set when this start created the bootstrap admin token.
     pub bootstrap_token: Option<std::path::PathBuf>,
@@ -133,7 +134,7 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
     let config = Arc::new(config);
     let data_dir = DataDir::open(&config.resolve_path(&config.server.data_dir))?;
     let digest_key = data_dir.digest_key()?;
-    let store = warden_store::open(
+    let store = warden_store::open_warden_store(
         &config.database_url(),
         warden_store::StoreOptions {
             batch_max: config.server.audit_batch_max,
@@ -153,10 +154,10 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         bundle,
         catalog,
         upstreams,
-        store: store.clone(),
+        store: store.clone() as Arc<dyn Store>,
         digest_key,
     }));
-    let bootstrap_token = bootstrap_admin(&gateway, &store, &data_dir).await?;
+    let bootstrap_token = bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
     Ok(Assembled {
         gateway,
         store,
@@ -184,5 +185,13 @@ async fn bootstrap_admin(
 impl From<Diagnostic> for StartError {
     fn from(d: Diagnostic) -> Self {
         Self::Invalid(d.into())
+    }
+}
+
+impl Assembled {
+    /// Stop upstreams and flush the audit writer: called once the server has stopped serving.
+    pub async fn shutdown(&self) {
+        self.gateway.shared().upstreams.close().await;
+        self.store.close().await;
     }
 }
