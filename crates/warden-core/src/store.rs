@@ -133,6 +133,325 @@ pub trait CredentialStore: Send + Sync {
     async fn task_by_hash(&self, hash: &str) -> Result<Option<TaskGrant>, StoreError>;
 }
 
+/// A kill switch. While `paused`, no call in its scope runs; lifting it is another `set_switch`
+/// with `paused: false` (the row stays, as a record of who lifted it and when).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    /// [`Switch::GLOBAL`], `agent:<id>` ([`Switch::agent_scope`]) or `upstream:<name>`
+    /// ([`Switch::upstream_scope`]).
+    pub scope: String,
+    pub paused: bool,
+    pub reason: Option<String>,
+    /// Who set it (an operator's name).
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Switch {
+    /// The scope that pauses every call.
+    pub const GLOBAL: &'static str = "global";
+
+    /// The scope that pauses one agent.
+    pub fn agent_scope(agent: &str) -> String {
+        format!("agent:{agent}")
+    }
+
+    /// The scope that pauses every tool of one upstream.
+    pub fn upstream_scope(upstream: &str) -> String {
+        format!("upstream:{upstream}")
+    }
+}
+
+/// Why a call is waiting for a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalKind {
+    /// Policy requires approval before the call runs.
+    Approval,
+    /// The agent runs in suggest mode: the call is a proposal a human may accept.
+    Proposal,
+}
+
+impl ApprovalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approval => "approval",
+            Self::Proposal => "proposal",
+        }
+    }
+}
+
+impl std::str::FromStr for ApprovalKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "approval" => Ok(Self::Approval),
+            "proposal" => Ok(Self::Proposal),
+            other => Err(format!(
+                "unknown approval kind `{other}` (approval, proposal)"
+            )),
+        }
+    }
+}
+
+/// Where an approval request is in its life.
+///
+/// ```text
+/// Pending ──▶ Approved ──▶ Executed
+///    │           └──────▶ Expired | Cancelled
+///    └──▶ Denied | Expired | Cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Executed,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Executed => "executed",
+        }
+    }
+
+    /// Whether a request may move from `self` to `to` (see the diagram on the type).
+    pub fn can_become(self, to: Self) -> bool {
+        use ApprovalStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Approved | Denied | Expired | Cancelled)
+                | (Approved, Executed | Expired | Cancelled)
+        )
+    }
+
+    /// No transition leaves this status.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Denied | Self::Expired | Self::Cancelled | Self::Executed
+        )
+    }
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ApprovalStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "approved" => Ok(Self::Approved),
+            "denied" => Ok(Self::Denied),
+            "expired" => Ok(Self::Expired),
+            "cancelled" => Ok(Self::Cancelled),
+            "executed" => Ok(Self::Executed),
+            other => Err(format!(
+                "unknown approval status `{other}` \
+                 (pending, approved, denied, expired, cancelled, executed)"
+            )),
+        }
+    }
+}
+
+/// A call held for human approval. Durable: it survives a restart, and any replica may decide
+/// or execute it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub kind: ApprovalKind,
+    /// The audit event of the original (held) call.
+    pub event_id: String,
+    pub agent: String,
+    pub user: Option<String>,
+    pub task: Option<String>,
+    pub session: Option<String>,
+    /// Canonical tool name (`upstream.tool`).
+    pub tool: String,
+    /// SHA-256 of the canonical arguments, hex.
+    pub args_hash: String,
+    /// The arguments themselves, needed to run the call once approved. Operational state, kept
+    /// only as long as the request: the audit log never holds them.
+    pub args: serde_json::Value,
+    /// The operator role an approver must hold, if any.
+    pub required_role: Option<String>,
+    /// Distinct approvers needed.
+    pub required_count: u32,
+    /// The policies that required approval.
+    pub policies: Vec<String>,
+    pub status: ApprovalStatus,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The audit event of the approved call's execution.
+    pub result_event_id: Option<String>,
+}
+
+/// One approver's decision on an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub approval_id: String,
+    pub approver: String,
+    /// `true` to approve, `false` to deny.
+    pub approve: bool,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What [`ControlStore::cast_vote`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoteOutcome {
+    /// The vote was recorded; the request still waits. `approvals` distinct approvers so far.
+    Recorded { approvals: u32 },
+    /// This vote completed the approval: the request is now `Approved`.
+    Approved,
+    /// This vote denied the request.
+    Denied,
+    /// The request was no longer pending (decided, cancelled, executed, or past its deadline,
+    /// which the vote marks `Expired`); the vote was not recorded.
+    NotPending(ApprovalStatus),
+    /// This approver has already voted on the request; the vote was not recorded.
+    AlreadyVoted,
+}
+
+/// Which pending approvals [`ControlStore::cancel_pending_approvals`] cancels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelScope {
+    All,
+    /// Requests of one agent.
+    Agent(String),
+    /// Requests for the tools of one upstream (`<name>.<tool>`).
+    Upstream(String),
+}
+
+/// Running totals of one usage counter window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub count: i64,
+    pub amount: f64,
+}
+
+/// Action-control state shared by every gateway replica: kill switches, approval requests and
+/// their votes, undo links, and usage counters for rate limits and budgets.
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    /// Insert or replace the switch for `switch.scope`, and bump [`switch_version`](Self::switch_version)
+    /// in the same transaction.
+    async fn set_switch(&self, switch: &Switch) -> Result<(), StoreError>;
+    /// Every switch, paused or not, ordered by scope.
+    async fn switches(&self) -> Result<Vec<Switch>, StoreError>;
+    /// A counter bumped by every `set_switch`, cheap to poll: reload `switches` when it moves.
+    async fn switch_version(&self) -> Result<i64, StoreError>;
+
+    /// Store a new request. A duplicate id is [`StoreError::Conflict`].
+    async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError>;
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    /// Requests, newest first, optionally only those with `status`.
+    async fn approvals(&self, status: Option<ApprovalStatus>) -> Result<Vec<Approval>, StoreError>;
+    /// The votes on one request, in the order they were cast.
+    async fn votes(&self, approval_id: &str) -> Result<Vec<Vote>, StoreError>;
+    /// Record one vote atomically (the request row is locked for the whole decision): refused
+    /// with `NotPending` unless the request is pending and before its deadline (a late vote marks
+    /// it `Expired`), refused with `AlreadyVoted` if this approver voted before; otherwise
+    /// recorded. A deny vote denies; the approve vote that brings the distinct approvers to
+    /// `required_count` (at least 1) approves. [`StoreError::NotFound`] if there is no such
+    /// request.
+    async fn cast_vote(&self, vote: &Vote, required_count: u32) -> Result<VoteOutcome, StoreError>;
+    /// Compare-and-set the status: `true` if the request was in `from` and this caller moved it
+    /// to `to` (so exactly one caller wins, say, `Approved → Executed`). Sets `decided_at` if it
+    /// was unset and `result_event_id` when given. A move the lifecycle does not allow
+    /// ([`ApprovalStatus::can_become`]) is [`StoreError::Conflict`].
+    async fn transition_approval(
+        &self,
+        id: &str,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        result_event_id: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Cancel the pending requests in `scope`; returns how many.
+    async fn cancel_pending_approvals(&self, scope: CancelScope) -> Result<u64, StoreError>;
+
+    /// Claim the right to undo `original_event` with `undo_event`: `true` for the one caller that
+    /// claims it, `false` if it was already undone or is being undone.
+    async fn claim_undo(&self, original_event: &str, undo_event: &str) -> Result<bool, StoreError>;
+    /// The event that undid (or is undoing) `original_event`.
+    async fn undo_of(&self, original_event: &str) -> Result<Option<String>, StoreError>;
+
+    /// Add to the counter `(key, window_start)` atomically and return its totals after the
+    /// addition. `amount` must be finite.
+    async fn add_usage(
+        &self,
+        key: &str,
+        window_start: DateTime<Utc>,
+        count: i64,
+        amount: f64,
+    ) -> Result<Usage, StoreError>;
+    /// The totals of `(key, window_start)`; zero if nothing was added.
+    async fn usage(&self, key: &str, window_start: DateTime<Utc>) -> Result<Usage, StoreError>;
+    /// Delete the windows that start before `before`; returns how many.
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
 /// Everything the gateway needs from persistence.
-pub trait Store: EventLog + CredentialStore {}
-impl<T: EventLog + CredentialStore> Store for T {}
+pub trait Store: EventLog + CredentialStore + ControlStore {}
+impl<T: EventLog + CredentialStore + ControlStore> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    const STATUSES: [ApprovalStatus; 6] = [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Denied,
+        ApprovalStatus::Expired,
+        ApprovalStatus::Cancelled,
+        ApprovalStatus::Executed,
+    ];
+
+    #[test]
+    fn approval_status_text_round_trips_and_matches_serde() {
+        for s in STATUSES {
+            assert_eq!(ApprovalStatus::from_str(s.as_str()), Ok(s));
+            let json = serde_json::to_value(s).ok();
+            assert_eq!(json, Some(serde_json::Value::from(s.as_str())));
+        }
+        for k in [ApprovalKind::Approval, ApprovalKind::Proposal] {
+            assert_eq!(ApprovalKind::from_str(k.as_str()), Ok(k));
+        }
+        assert!(ApprovalStatus::from_str("done").is_err());
+    }
+
+    #[test]
+    fn final_statuses_go_nowhere_and_pending_is_never_re_entered() {
+        for from in STATUSES {
+            for to in STATUSES {
+                if from.is_final() || to == ApprovalStatus::Pending || from == to {
+                    assert!(!from.can_become(to), "{from} -> {to}");
+                }
+            }
+        }
+        assert!(ApprovalStatus::Approved.can_become(ApprovalStatus::Executed));
+        assert!(!ApprovalStatus::Pending.can_become(ApprovalStatus::Executed));
+    }
+
+    #[test]
+    fn switch_scopes() {
+        assert_eq!(Switch::agent_scope("bot"), "agent:bot");
+        assert_eq!(Switch::upstream_scope("crm"), "upstream:crm");
+    }
+}

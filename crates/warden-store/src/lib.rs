@@ -1,6 +1,7 @@
-//! Warden's persistence: the audit log and the credentials (agent keys, operator tokens, task
-//! grants), in SQLite (one file, the embedded default) or PostgreSQL (shared by many gateway
-//! replicas), behind the [`warden_core::store`] traits.
+//! Warden's persistence: the audit log, the credentials (agent keys, operator tokens, task
+//! grants) and the action-control state (kill switches, approval requests and votes, undo links,
+//! usage counters), in SQLite (one file, the embedded default) or PostgreSQL (shared by many
+//! gateway replicas), behind the [`warden_core::store`] traits.
 //!
 //! # Invariants
 //!
@@ -19,6 +20,11 @@
 //!   transaction and commits once, then answers every waiter. A failed commit answers every waiter
 //!   of that batch with an error; if the failure is a uniqueness conflict (say, a duplicate event
 //!   id), the events are retried one by one so only the offender fails.
+//! - **Control decisions are atomic across replicas.** A vote locks its approval request for the
+//!   whole decision (`SELECT ... FOR UPDATE` in PostgreSQL, `BEGIN IMMEDIATE` in SQLite), so
+//!   racing approvers approve once; status moves are compare-and-set updates; undo claims and
+//!   usage additions are single `INSERT ... ON CONFLICT` statements. Every switch change bumps a
+//!   version in the same transaction, for replicas to poll.
 //! - The log holds the event as JSON (`body`): digests of arguments and results, never raw
 //!   payloads. Times are kept to the microsecond (RFC 3339 text in SQLite, `timestamptz` in
 //!   PostgreSQL); finer digits are truncated.
@@ -27,6 +33,7 @@
 //! comes from the migrations embedded at compile time and run by [`open`].
 
 mod codec;
+mod control;
 mod error;
 mod postgres;
 mod sqlite;

@@ -5,6 +5,8 @@
 //! table and inserts the batch with one `UNNEST` statement. Replicas therefore append one batch
 //! at a time and the log stays contiguous.
 
+mod control;
+
 use std::str::FromStr;
 
 use async_trait::async_trait;

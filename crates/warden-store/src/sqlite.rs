@@ -4,6 +4,8 @@
 //! from the table inside that transaction, so two processes sharing the file (say, the server
 //! and the CLI) still produce a contiguous log.
 
+mod control;
+
 use std::str::FromStr;
 
 use async_trait::async_trait;

@@ -55,6 +55,18 @@ both_backends!(
     an_operator_token_round_trips_with_its_role,
     append_after_the_writer_stopped_fails_fast,
     two_writers_share_one_contiguous_log,
+    // Action control.
+    a_pause_holds_across_reopen,
+    the_switch_version_moves_on_every_change,
+    an_approval_round_trips_with_its_arguments,
+    two_approvers_racing_with_n1_approve_exactly_once,
+    n2_needs_two_distinct_approvers,
+    one_approver_cannot_vote_twice,
+    a_deny_vote_denies,
+    an_approved_request_executes_exactly_once,
+    pending_approvals_of_a_paused_agent_are_cancelled,
+    an_event_can_be_undone_once,
+    usage_adds_up_atomically_under_concurrency,
 );
 
 suite!(

@@ -1,5 +1,8 @@
 //! The behaviour every backend must have. Each scenario gets a fresh database.
 
+mod control;
+pub use control::*;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
