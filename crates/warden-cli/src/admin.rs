@@ -33,6 +33,47 @@ pub enum AgentsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Deny every new call of the agent and cancel its pending approvals.
+    Pause {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Lift the agent's pause.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UpstreamsCommand {
+    /// Deny every new call to the upstream's tools and cancel their pending approvals.
+    Pause {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Lift the upstream's pause.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// `warden freeze` / `warden unfreeze`: the global kill switch.
+#[derive(clap::Args)]
+pub struct FreezeArgs {
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -126,6 +167,44 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
     }
+
+    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+}
+
+fn print_switches(body: &Value) {
+    let paused = body["paused"].as_array().cloned().unwrap_or_default();
+    if paused.is_empty() {
+        println!("no kill switch is on");
+    }
+    for s in paused {
+        println!(
+            "{:<28} paused by {} at {}{}",
+            s["scope"].as_str().unwrap_or("?"),
+            s["by"].as_str().unwrap_or("?"),
+            s["at"].as_str().unwrap_or("?"),
+            s["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+        );
+    }
+}
+
+pub async fn upstreams(cmd: UpstreamsCommand) -> anyhow::Result<()> {
+    let (name, action, reason, server) = match cmd {
+        UpstreamsCommand::Pause { name, reason, server } => (name, "pause", reason, server),
+        UpstreamsCommand::Resume { name, server } => (name, "resume", None, server),
+    };
+    let path = format!("/v1/upstreams/{name}/{action}");
+    let body = Api::from_args(&server)?.post_json(&path, &serde_json::json!({ "reason": reason })).await?;
+    print_switches(&body);
+    Ok(())
+}
+
+pub async fn freeze(args: FreezeArgs, on: bool) -> anyhow::Result<()> {
+    let path = if on { "/v1/freeze" } else { "/v1/unfreeze" };
+    let body = Api::from_args(&args.server)?.post_json(path, &serde_json::json!({ "reason": args.reason })).await?;
+    print_switches(&body);
+    Ok(())
 }
 
 pub async fn agents(cmd: AgentsCommand) -> anyhow::Result<()> {
@@ -167,6 +246,14 @@ pub async fn agents(cmd: AgentsCommand) -> anyhow::Result<()> {
                 .post(&format!("/v1/agents/{id}/rotate"))
                 .await?,
         ),
+        AgentsCommand::Pause { id, reason, server } => {
+            let body = Api::from_args(&server)?.post_json(&format!("/v1/agents/{id}/pause"), &serde_json::json!({ "reason": reason })).await?;
+            print_switches(&body);
+        }
+        AgentsCommand::Resume { id, server } => {
+            let body = Api::from_args(&server)?.post_json(&format!("/v1/agents/{id}/resume"), &serde_json::json!({})).await?;
+            print_switches(&body);
+        }
         AgentsCommand::Revoke { id, server } => {
             let body = Api::from_args(&server)?
                 .post(&format!("/v1/agents/{id}/revoke"))

@@ -83,6 +83,13 @@ enum Command {
     /// Agent registry and credentials.
     #[command(subcommand)]
     Agents(admin::AgentsCommand),
+    /// Pause and resume upstreams (kill switch).
+    #[command(subcommand)]
+    Upstreams(admin::UpstreamsCommand),
+    /// Deny every new call, everywhere, until `warden unfreeze`.
+    Freeze(admin::FreezeArgs),
+    /// Lift the global freeze.
+    Unfreeze(admin::FreezeArgs),
     /// The audit log.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
@@ -118,6 +125,9 @@ async fn run(command: Command) -> ExitCode {
         Command::Demo => demo::run().await,
         Command::Connect { url, key } => connect::run(&url, &key).await,
         Command::Agents(cmd) => admin::agents(cmd).await,
+        Command::Upstreams(cmd) => admin::upstreams(cmd).await,
+        Command::Freeze(args) => admin::freeze(args, true).await,
+        Command::Unfreeze(args) => admin::freeze(args, false).await,
         Command::Audit(cmd) => admin::audit(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
         Command::Bench(args) => bench::run(args).await,

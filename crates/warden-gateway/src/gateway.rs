@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
-use warden_core::store::{AgentKey, OperatorRole, OperatorToken, Store, StoreError, TaskGrant};
+use warden_core::store::{AgentKey, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch, TaskGrant};
 use warden_core::{
     AuditEvent, Config, EventKind, Mode, Outcome, RiskTier, ToolInfo, ToolName, Verdict,
 };
@@ -21,6 +21,7 @@ use crate::digest::Digester;
 use crate::identity::{AuthError, Authenticator};
 use crate::secrets::{self, NewSecret, SecretKind};
 use crate::stages::{self, Stage};
+use crate::switches::Switches;
 
 /// The policy bundle and the tool catalog it was validated against; swapped together.
 pub struct Snapshot {
@@ -34,6 +35,7 @@ pub struct Shared {
     pub upstreams: UpstreamPool,
     pub store: Arc<dyn Store>,
     pub digester: Digester,
+    pub switches: Switches,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
@@ -100,6 +102,14 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
+/// What a kill switch stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchTarget {
+    Global,
+    Agent(String),
+    Upstream(String),
+}
+
 /// A new task grant: the token (shown once) and what it allows.
 #[derive(Debug, serde::Serialize)]
 pub struct IssuedTask {
@@ -138,8 +148,9 @@ impl Gateway {
         let shared = Shared {
             config: parts.config,
             upstreams: parts.upstreams,
-            store: parts.store,
+            store: parts.store.clone(),
             digester: Digester::new(parts.digest_key),
+            switches: Switches::new(parts.store.clone() as Arc<dyn warden_core::store::ControlStore>),
             agents,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 bundle: parts.bundle,
@@ -402,6 +413,41 @@ impl Gateway {
             .await?;
         self.auth.forget_agent(agent);
         Ok(n)
+    }
+
+    /// Turn a kill switch on or off: `global`, `agent:<id>` or `upstream:<name>`. Turning one on
+    /// denies new calls at once and cancels the approvals waiting in its scope; a call already
+    /// at its upstream finishes and is recorded.
+    pub async fn set_switch(&self, target: SwitchTarget, paused: bool, operator: &str, reason: Option<String>) -> Result<(), AdminError> {
+        let (scope, cancel) = match &target {
+            SwitchTarget::Global => (Switch::GLOBAL.to_owned(), CancelScope::All),
+            SwitchTarget::Agent(id) => {
+                self.known_agent(id)?;
+                (Switch::agent_scope(id), CancelScope::Agent(id.clone()))
+            }
+            SwitchTarget::Upstream(name) => {
+                if self.shared.config.upstream(name).is_none() {
+                    return Err(AdminError::Invalid(format!("unknown upstream `{name}`")));
+                }
+                (Switch::upstream_scope(name), CancelScope::Upstream(name.clone()))
+            }
+        };
+        let action = format!("switch.{}:{scope}", if paused { "pause" } else { "resume" });
+        self.admin_event(operator, &action, match &target { SwitchTarget::Agent(a) => Some(a), _ => None }).await?;
+        let switch = Switch { scope, paused, reason, by: operator.to_owned(), at: Utc::now() };
+        self.shared.switches.set(&switch).await?;
+        if paused {
+            let cancelled = self.shared.store.cancel_pending_approvals(cancel).await?;
+            if cancelled > 0 {
+                tracing::info!(cancelled, scope = %switch.scope, "cancelled pending approvals");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every kill switch that is on.
+    pub async fn paused(&self) -> Result<Vec<Switch>, AdminError> {
+        Ok(self.shared.switches.paused().await?)
     }
 
     pub async fn agent_keys(&self) -> Result<Vec<AgentKey>, AdminError> {

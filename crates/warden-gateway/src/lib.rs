@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod identity;
 pub mod secrets;
 pub mod stages;
+pub mod switches;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
 pub use gateway::{Gateway, GatewayParts, ListRequest, Shared, Snapshot, TaskRequest};

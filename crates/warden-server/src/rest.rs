@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_core::Outcome;
 use warden_core::store::{OperatorRole, OperatorToken};
-use warden_gateway::gateway::{AdminError, OperatorAuthError};
+use warden_gateway::gateway::{AdminError, OperatorAuthError, SwitchTarget};
 use warden_gateway::{CallRequest, Channel, ListRequest, Principal, TaskRequest};
 
 use crate::AppState;
@@ -200,14 +200,76 @@ pub async fn list_agents(
     Ok(Json(json!({ "agents": agents })))
 }
 
-/// `POST /v1/agents/{id}/keys`, `.../rotate`, `.../revoke`.
+/// The optional body of a pause or freeze: why.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: Option<String>,
+}
+
+fn reason_of(body: Option<Json<ReasonBody>>) -> Option<String> {
+    body.and_then(|Json(b)| b.reason)
+}
+
+fn operator_label(op: &OperatorToken) -> String {
+    format!("{} ({})", op.name, op.token_id)
+}
+
+async fn switch(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: SwitchTarget,
+    paused: bool,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let op = operator(state, headers, OperatorRole::Admin).await?;
+    state.gateway.set_switch(target, paused, &operator_label(&op), reason).await?;
+    let switches = state.gateway.paused().await?;
+    Ok(Json(json!({ "paused": switches })).into_response())
+}
+
+/// `POST /v1/freeze` and `/v1/unfreeze`: the global kill switch.
+pub async fn freeze(State(state): State<AppState>, headers: HeaderMap, body: Option<Json<ReasonBody>>) -> Result<Response, ApiError> {
+    switch(&state, &headers, SwitchTarget::Global, true, reason_of(body)).await
+}
+
+pub async fn unfreeze(State(state): State<AppState>, headers: HeaderMap, body: Option<Json<ReasonBody>>) -> Result<Response, ApiError> {
+    switch(&state, &headers, SwitchTarget::Global, false, reason_of(body)).await
+}
+
+/// `POST /v1/upstreams/{name}/pause` and `.../resume`.
+pub async fn upstream_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    body: Option<Json<ReasonBody>>,
+) -> Result<Response, ApiError> {
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no action `{action}` on upstreams"))),
+    };
+    switch(&state, &headers, SwitchTarget::Upstream(name), paused, reason_of(body)).await
+}
+
+/// `GET /v1/switches`: every kill switch that is on.
+pub async fn list_switches(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Viewer).await?;
+    Ok(Json(json!({ "paused": state.gateway.paused().await? })))
+}
+
+/// `POST /v1/agents/{id}/keys`, `.../rotate`, `.../revoke`, `.../pause`, `.../resume`.
 pub async fn agent_key_action(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
+    body: Option<Json<ReasonBody>>,
 ) -> Result<Response, ApiError> {
+    if action == "pause" || action == "resume" {
+        return switch(&state, &headers, SwitchTarget::Agent(id), action == "pause", reason_of(body)).await;
+    }
     let op = operator(&state, &headers, OperatorRole::Admin).await?;
-    let who = format!("{} ({})", op.name, op.token_id);
+    let who = operator_label(&op);
     match action.as_str() {
         "keys" | "rotate" => {
             let (key, secret) = if action == "keys" {

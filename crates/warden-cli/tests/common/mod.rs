@@ -50,15 +50,31 @@ impl TestServer {
         Self::start(dir, port)
     }
 
-    fn start(dir: tempfile::TempDir, port: u16) -> TestServer {
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(WARDEN)
+    fn spawn(dir: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        Command::new(WARDEN)
             .args(["serve", "-c"])
-            .arg(dir.path().join("warden.toml"))
+            .arg(dir.join("warden.toml"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn warden serve");
+            .expect("spawn warden serve")
+    }
+
+    /// Kill the server with SIGKILL and start it again on the same folder, store and port.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
+    }
+
+    fn start(dir: tempfile::TempDir, port: u16) -> TestServer {
+        let child = Self::spawn(dir.path());
         let base = format!("http://127.0.0.1:{port}");
         let mut server = TestServer {
             dir,

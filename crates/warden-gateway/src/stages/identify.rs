@@ -42,6 +42,13 @@ impl Stage for Identify {
         call.event.action = Some(tool.name.to_string());
         call.tool = Some(std::sync::Arc::new(tool.clone()));
 
+        if let Some(switch) = shared.switches.stopping(&call.principal.agent, tool.name.upstream()).await? {
+            return Ok(Flow::Answer(Refusal::denied(
+                crate::switches::describe(&switch),
+                vec![crate::switches::KILL_SWITCH_POLICY.into()],
+            )));
+        }
+
         match call.request.arguments.take() {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => call.input = map,
