@@ -100,6 +100,10 @@ impl PolicyBundle {
             }
         };
         let (Some(entities), true) = (entities, diags.is_empty()) else {
+            // Cedar reports validation errors in no fixed order; people read them file by file.
+            diags
+                .0
+                .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
             return Err(diags);
         };
         let slices = catalog

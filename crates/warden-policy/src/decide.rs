@@ -11,7 +11,7 @@ use warden_core::{Mode, ToolName};
 use crate::bundle::{PolicyBundle, ToolSlice};
 
 /// A task grant's narrowing, as policies see it in `context.task`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TaskScope {
     pub id: String,
     /// Canonical tool names the task may use.
@@ -37,7 +37,7 @@ pub struct AuthzRequest<'a> {
 }
 
 /// The outcome of a decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub allowed: bool,
     /// The determining policies: the permits when allowed; when denied, the forbids (or the
@@ -126,7 +126,7 @@ impl PolicyBundle {
         };
         let context = match self.context(input, req, approval) {
             Ok(c) => c,
-            Err(e) => return Decision::deny(format!("cannot build the policy context: {e}")),
+            Err(e) => return Decision::deny(e.to_string()),
         };
         let agent = self.evaluate(&principals.agent, slice, context.clone());
         if !agent.allowed {
@@ -282,7 +282,7 @@ impl PolicyBundle {
         input: RestrictedExpression,
         req: &AuthzRequest<'_>,
         approval: Option<Approval<'_>>,
-    ) -> Result<Context, cedar_policy::ContextCreationError> {
+    ) -> Result<Context, ContextError> {
         let approvers = approval.map_or(&[][..], |a| a.approvers);
         let mut pairs = self.common_context(req.user, req.task, req.mode)?;
         pairs.extend([
@@ -300,7 +300,7 @@ impl PolicyBundle {
                 RestrictedExpression::new_string(session.to_owned()),
             ));
         }
-        Context::from_pairs(pairs)
+        Ok(Context::from_pairs(pairs)?)
     }
 
     /// The listing context: whatever a call could vary is unknown.
@@ -309,7 +309,7 @@ impl PolicyBundle {
         user: Option<&str>,
         task: Option<&TaskScope>,
         mode: Mode,
-    ) -> Result<Context, cedar_policy::ContextCreationError> {
+    ) -> Result<Context, ContextError> {
         let mut pairs = self.common_context(user, task, mode)?;
         for unknown in ["input", "time", "approved", "approvers"] {
             pairs.push((
@@ -317,7 +317,7 @@ impl PolicyBundle {
                 RestrictedExpression::new_unknown(unknown),
             ));
         }
-        Context::from_pairs(pairs)
+        Ok(Context::from_pairs(pairs)?)
     }
 
     /// The context fields that are the same for a call and for listing.
@@ -326,7 +326,7 @@ impl PolicyBundle {
         user: Option<&str>,
         task: Option<&TaskScope>,
         mode: Mode,
-    ) -> Result<Vec<(String, RestrictedExpression)>, cedar_policy::ContextCreationError> {
+    ) -> Result<Vec<(String, RestrictedExpression)>, ContextError> {
         let mut pairs = Vec::with_capacity(8);
         pairs.push((
             "mode".to_owned(),
@@ -344,10 +344,7 @@ impl PolicyBundle {
         Ok(pairs)
     }
 
-    fn task_record(
-        &self,
-        task: &TaskScope,
-    ) -> Result<RestrictedExpression, cedar_policy::ContextCreationError> {
+    fn task_record(&self, task: &TaskScope) -> Result<RestrictedExpression, ContextError> {
         let max = task
             .max_clearance
             .map_or(self.entities.highest_class, i64::from);
@@ -362,7 +359,25 @@ impl PolicyBundle {
                 RestrictedExpression::new_long(max),
             ),
         ];
-        RestrictedExpression::new_record(fields).map_err(Into::into)
+        Ok(RestrictedExpression::new_record(fields)?)
+    }
+}
+
+/// Building the request context failed. Arguments are checked before this, so this means a
+/// Warden bug rather than bad input; the call is denied either way.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the policy context: {0}")]
+struct ContextError(Box<cedar_policy::ContextCreationError>);
+
+impl From<cedar_policy::ContextCreationError> for ContextError {
+    fn from(e: cedar_policy::ContextCreationError) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+impl From<cedar_policy::ExpressionConstructionError> for ContextError {
+    fn from(e: cedar_policy::ExpressionConstructionError) -> Self {
+        Self(Box::new(e.into()))
     }
 }
 
@@ -380,9 +395,7 @@ fn string_set(items: &[String]) -> RestrictedExpression {
 }
 
 /// `{ unix, hour, weekday }` in UTC; weekday is ISO (Monday = 1 … Sunday = 7).
-fn time_record(
-    now: DateTime<Utc>,
-) -> Result<RestrictedExpression, cedar_policy::ContextCreationError> {
+fn time_record(now: DateTime<Utc>) -> Result<RestrictedExpression, ContextError> {
     let fields = [
         (
             "unix".to_owned(),
@@ -397,7 +410,7 @@ fn time_record(
             RestrictedExpression::new_long(i64::from(now.weekday().number_from_monday())),
         ),
     ];
-    RestrictedExpression::new_record(fields).map_err(Into::into)
+    Ok(RestrictedExpression::new_record(fields)?)
 }
 
 fn policy_of_error(e: &cedar_policy::AuthorizationError) -> &cedar_policy::PolicyId {
@@ -450,5 +463,67 @@ fn name_policies(ids: &[String]) -> String {
     match ids {
         [one] => format!("policy {one}"),
         many => format!("policies {}", many.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture;
+    use serde_json::json;
+
+    /// The context built from arguments must be exactly what the generated schema declares,
+    /// or strictly validated policies could meet values of types they were not checked for.
+    #[test]
+    fn the_context_of_a_call_conforms_to_the_generated_schema() {
+        let bundle = fixture::bundle();
+        let tool: ToolName = "crm.update_customer".parse().unwrap();
+        let slice = &bundle.slices[&tool];
+        let input = json!({"id": "c", "email": "a@b", "tags": ["x"], "credit-limit": 12.5,
+                           "address": {"city": "Oslo", "zip": "0150", "extra": 1}, "notes": "n", "junk": true});
+        let task = TaskScope {
+            id: "t".into(),
+            tools: vec!["crm.update_customer".into()],
+            max_clearance: Some(1),
+        };
+        let full = AuthzRequest {
+            agent: "support-bot",
+            user: Some("alice"),
+            task: Some(&task),
+            tool: &tool,
+            input: &input,
+            mode: Mode::Sandbox,
+            session: Some("s"),
+            now: fixture::noon(),
+        };
+        let minimal = AuthzRequest {
+            user: None,
+            task: None,
+            session: None,
+            ..full
+        };
+        let approvers = ["carol".to_owned()];
+        for (req, approval) in [
+            (full, None),
+            (minimal, None),
+            (
+                full,
+                Some(Approval {
+                    approvers: &approvers,
+                }),
+            ),
+        ] {
+            let typed = slice.input.to_cedar(req.input).unwrap();
+            let context = bundle.context(typed, &req, approval).unwrap();
+            let principal = bundle.entities.agents["support-bot"].uid.clone();
+            let checked = Request::new(
+                principal,
+                slice.action.clone(),
+                slice.resource.clone(),
+                context,
+                Some(bundle.schema.schema()),
+            );
+            assert!(checked.is_ok(), "{:?}", checked.err());
+        }
     }
 }

@@ -182,7 +182,7 @@ fn long(n: &serde_json::Number) -> Option<i64> {
     if n.is_f64() && is_integral(n) {
         let f = n.as_f64()?;
         // i64::MAX is not exactly representable as f64; stay strictly inside the range.
-        if f >= -9.223_372_036_854_775e18 && f < 9.223_372_036_854_775e18 {
+        if (-9.223_372_036_854_775e18..9.223_372_036_854_775e18).contains(&f) {
             #[allow(clippy::cast_possible_truncation)]
             return Some(f as i64);
         }

@@ -32,3 +32,10 @@ pub use schema::{
 };
 pub use sources::{PolicySource, load_policy_dir};
 pub use testing::{CaseOutcome, Expectation, TestReport, run_policy_tests};
+
+// Unit tests share the scenario fixture of the integration tests, which names this crate.
+#[cfg(test)]
+extern crate self as warden_policy;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod fixture;

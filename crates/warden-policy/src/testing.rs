@@ -14,8 +14,9 @@
 //! # task = { id = "t1", tools = ["crm.get_customer"], max_clearance = "internal" }
 //! ```
 //!
-//! `approval` expects a deny whose deciding policies all carry `@approval(...)`: the call would
-//! be parked for approval rather than refused.
+//! `approval` expects a deny whose deciding policies all carry `@approval(...)` (the call would
+//! be parked for approval rather than refused) and that re-authorized as approved — by the case's
+//! `approvers`, if any — is allowed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -202,10 +203,12 @@ fn check_case(
             format!("unknown agent `{}`", raw.agent.get_ref()),
         );
     }
-    if let Some(user) = &raw.user {
-        if !bundle.entities.users.contains_key(user.get_ref()) {
-            error_at(user.span(), format!("unknown user `{}`", user.get_ref()));
-        }
+    if let Some(user) = raw
+        .user
+        .as_ref()
+        .filter(|u| !bundle.entities.users.contains_key(u.get_ref()))
+    {
+        error_at(user.span(), format!("unknown user `{}`", user.get_ref()));
     }
     let tool = raw
         .tool
@@ -275,11 +278,19 @@ fn run_case(bundle: &PolicyBundle, case: &Case) -> CaseOutcome {
         session: case.session.as_deref(),
         now: case.now,
     };
-    let decision = match &case.approvers {
-        Some(approvers) => bundle.authorize_approved(&req, approvers),
-        None => bundle.authorize(&req),
+    let approvers = case.approvers.as_deref();
+    // An approval case decides first without approval; its approvers are for the re-check.
+    let decision = match (case.expect, approvers) {
+        (Expectation::Approval, _) | (_, None) => bundle.authorize(&req),
+        (_, Some(approvers)) => bundle.authorize_approved(&req, approvers),
     };
-    let failure = expectation_failure(bundle, case, &decision);
+    let failure = match case.expect {
+        Expectation::Approval => {
+            approval_failure(bundle, &req, approvers.unwrap_or_default(), &decision)
+        }
+        expect => outcome_failure(expect, &decision),
+    }
+    .or_else(|| policies_failure(case.policies.as_deref(), &decision));
     CaseOutcome {
         name: case.name.clone(),
         line: case.line,
@@ -289,29 +300,50 @@ fn run_case(bundle: &PolicyBundle, case: &Case) -> CaseOutcome {
     }
 }
 
-fn expectation_failure(bundle: &PolicyBundle, case: &Case, decision: &Decision) -> Option<String> {
-    let outcome_ok = match case.expect {
+fn outcome_failure(expect: Expectation, decision: &Decision) -> Option<String> {
+    let ok = match expect {
         Expectation::Allow => decision.allowed,
-        Expectation::Deny => !decision.allowed,
-        Expectation::Approval => {
-            !decision.allowed
-                && !decision.policies.is_empty()
-                && decision.errors.is_empty()
-                && decision
-                    .policies
-                    .iter()
-                    .all(|id| bundle.annotation(id, "approval").is_some())
-        }
+        Expectation::Deny | Expectation::Approval => !decision.allowed,
     };
-    if !outcome_ok {
+    (!ok).then(|| {
         let got = if decision.allowed { "allow" } else { "deny" };
+        format!("expected {expect}, got {got}: {}", decision.reason)
+    })
+}
+
+/// An approval case: denied now only by `@approval` policies, and allowed once approved.
+fn approval_failure(
+    bundle: &PolicyBundle,
+    req: &AuthzRequest<'_>,
+    approvers: &[String],
+    decision: &Decision,
+) -> Option<String> {
+    if let Some(failure) = outcome_failure(Expectation::Approval, decision) {
+        return Some(failure);
+    }
+    let only_approval_policies = !decision.policies.is_empty()
+        && decision.errors.is_empty()
+        && decision
+            .policies
+            .iter()
+            .all(|id| bundle.annotation(id, "approval").is_some());
+    if !only_approval_policies {
         return Some(format!(
-            "expected {}, got {got}: {}",
-            case.expect, decision.reason
+            "expected approval, got a plain deny: {}",
+            decision.reason
         ));
     }
-    let expected = case.policies.as_ref()?;
-    let mut want = expected.clone();
+    let approved = bundle.authorize_approved(req, approvers);
+    (!approved.allowed).then(|| {
+        format!(
+            "expected approval, but even approved the call is denied: {}",
+            approved.reason
+        )
+    })
+}
+
+fn policies_failure(expected: Option<&[String]>, decision: &Decision) -> Option<String> {
+    let mut want = expected?.to_vec();
     want.sort();
     let mut got = decision.policies.clone();
     got.sort();
