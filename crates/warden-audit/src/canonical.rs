@@ -397,41 +397,47 @@ fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) -> Result<(), Canonic
 // Names of enum values (pinned here, not taken from serde, so a rename elsewhere cannot
 // silently change the format)
 
-fn kind_str(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::ToolCall => "tool_call",
-        EventKind::AuthFailure => "auth_failure",
-        EventKind::Admin => "admin",
-    }
+/// Defines `$to_str` (an exhaustive match, so a new variant fails to compile until it is
+/// named here) and `$all` (every variant, for decoding) from one table.
+macro_rules! pinned_names {
+    ($to_str:ident, $all:ident, $ty:ty { $($variant:path => $name:literal),+ $(,)? }) => {
+        fn $to_str(value: $ty) -> &'static str {
+            match value {
+                $($variant => $name),+
+            }
+        }
+        const $all: &[$ty] = &[$($variant),+];
+    };
 }
 
-fn mode_str(mode: Mode) -> &'static str {
-    match mode {
-        Mode::ReadOnly => "read-only",
-        Mode::Suggest => "suggest",
-        Mode::Sandbox => "sandbox",
-        Mode::Execute => "execute",
-    }
-}
+pinned_names!(kind_str, KINDS, EventKind {
+    EventKind::ToolCall => "tool_call",
+    EventKind::AuthFailure => "auth_failure",
+    EventKind::Admin => "admin",
+});
 
-fn verdict_str(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Allow => "allow",
-        Verdict::Deny => "deny",
-        Verdict::None => "none",
-    }
-}
+pinned_names!(mode_str, MODES, Mode {
+    Mode::ReadOnly => "read-only",
+    Mode::Suggest => "suggest",
+    Mode::Sandbox => "sandbox",
+    Mode::Execute => "execute",
+});
 
-fn outcome_str(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ok => "ok",
-        Outcome::ToolError => "tool_error",
-        Outcome::Denied => "denied",
-        Outcome::Rejected => "rejected",
-        Outcome::Failed => "failed",
-        Outcome::Proposed => "proposed",
-    }
-}
+pinned_names!(verdict_str, VERDICTS, Verdict {
+    Verdict::Allow => "allow",
+    Verdict::Deny => "deny",
+    Verdict::None => "none",
+});
+
+pinned_names!(outcome_str, OUTCOMES, Outcome {
+    Outcome::Ok => "ok",
+    Outcome::ToolError => "tool_error",
+    Outcome::Denied => "denied",
+    Outcome::Rejected => "rejected",
+    Outcome::Failed => "failed",
+    Outcome::Proposed => "proposed",
+    Outcome::Pending => "pending",
+});
 
 fn parse_enum<T: Copy>(
     field: &'static str,
@@ -447,22 +453,6 @@ fn parse_enum<T: Copy>(
             value: value.to_owned(),
         })
 }
-
-const KINDS: &[EventKind] = &[
-    EventKind::ToolCall,
-    EventKind::AuthFailure,
-    EventKind::Admin,
-];
-const MODES: &[Mode] = &[Mode::ReadOnly, Mode::Suggest, Mode::Sandbox, Mode::Execute];
-const VERDICTS: &[Verdict] = &[Verdict::Allow, Verdict::Deny, Verdict::None];
-const OUTCOMES: &[Outcome] = &[
-    Outcome::Ok,
-    Outcome::ToolError,
-    Outcome::Denied,
-    Outcome::Rejected,
-    Outcome::Failed,
-    Outcome::Proposed,
-];
 
 // ---------------------------------------------------------------------------------------
 // Decoding
@@ -564,4 +554,38 @@ fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, Canonic
             field,
             value: value.to_owned(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pinned name decodes to its variant, and names are distinct.
+    #[test]
+    fn pinned_names_round_trip() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(
+            field: &'static str,
+            all: &[T],
+            name: fn(T) -> &'static str,
+        ) {
+            for v in all {
+                assert_eq!(parse_enum(field, name(*v), all, name), Ok(*v));
+            }
+            let mut names: Vec<_> = all.iter().map(|v| name(*v)).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), all.len(), "{field}: duplicate names");
+        }
+        check("kind", KINDS, kind_str);
+        check("mode", MODES, mode_str);
+        check("verdict", VERDICTS, verdict_str);
+        check("outcome", OUTCOMES, outcome_str);
+        // The pinned names agree with core's own spellings today.
+        for o in OUTCOMES {
+            assert_eq!(outcome_str(*o), o.as_str());
+        }
+        for m in MODES {
+            assert_eq!(mode_str(*m), m.as_str());
+        }
+    }
 }

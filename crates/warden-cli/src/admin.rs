@@ -50,6 +50,47 @@ pub enum AgentsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ApprovalsCommand {
+    /// The queue (pending requests by default).
+    List {
+        /// pending, approved, denied, expired, cancelled, executed, or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve a request (your operator token's name must be a user holding the required role).
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Deny a request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OperatorsCommand {
+    /// Create an operator token (shown once). NAME is the person; for approvers, a configured user.
+    Create {
+        name: String,
+        /// admin, approver, auditor or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum UpstreamsCommand {
     /// Deny every new call to the upstream's tools and cancel their pending approvals.
     Pause {
@@ -169,7 +210,8 @@ impl Api {
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
 }
 
@@ -184,25 +226,36 @@ fn print_switches(body: &Value) {
             s["scope"].as_str().unwrap_or("?"),
             s["by"].as_str().unwrap_or("?"),
             s["at"].as_str().unwrap_or("?"),
-            s["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+            s["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
     }
 }
 
 pub async fn upstreams(cmd: UpstreamsCommand) -> anyhow::Result<()> {
     let (name, action, reason, server) = match cmd {
-        UpstreamsCommand::Pause { name, reason, server } => (name, "pause", reason, server),
+        UpstreamsCommand::Pause {
+            name,
+            reason,
+            server,
+        } => (name, "pause", reason, server),
         UpstreamsCommand::Resume { name, server } => (name, "resume", None, server),
     };
     let path = format!("/v1/upstreams/{name}/{action}");
-    let body = Api::from_args(&server)?.post_json(&path, &serde_json::json!({ "reason": reason })).await?;
+    let body = Api::from_args(&server)?
+        .post_json(&path, &serde_json::json!({ "reason": reason }))
+        .await?;
     print_switches(&body);
     Ok(())
 }
 
 pub async fn freeze(args: FreezeArgs, on: bool) -> anyhow::Result<()> {
     let path = if on { "/v1/freeze" } else { "/v1/unfreeze" };
-    let body = Api::from_args(&args.server)?.post_json(path, &serde_json::json!({ "reason": args.reason })).await?;
+    let body = Api::from_args(&args.server)?
+        .post_json(path, &serde_json::json!({ "reason": args.reason }))
+        .await?;
     print_switches(&body);
     Ok(())
 }
@@ -247,11 +300,18 @@ pub async fn agents(cmd: AgentsCommand) -> anyhow::Result<()> {
                 .await?,
         ),
         AgentsCommand::Pause { id, reason, server } => {
-            let body = Api::from_args(&server)?.post_json(&format!("/v1/agents/{id}/pause"), &serde_json::json!({ "reason": reason })).await?;
+            let body = Api::from_args(&server)?
+                .post_json(
+                    &format!("/v1/agents/{id}/pause"),
+                    &serde_json::json!({ "reason": reason }),
+                )
+                .await?;
             print_switches(&body);
         }
         AgentsCommand::Resume { id, server } => {
-            let body = Api::from_args(&server)?.post_json(&format!("/v1/agents/{id}/resume"), &serde_json::json!({})).await?;
+            let body = Api::from_args(&server)?
+                .post_json(&format!("/v1/agents/{id}/resume"), &serde_json::json!({}))
+                .await?;
             print_switches(&body);
         }
         AgentsCommand::Revoke { id, server } => {
@@ -348,4 +408,79 @@ pub async fn policy(cmd: PolicyCommand) -> ExitCode {
             }
         }
     }
+}
+
+pub async fn approvals(cmd: ApprovalsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApprovalsCommand::List { status, server } => {
+            let body = Api::from_args(&server)?
+                .get(&format!("/v1/approvals?status={status}"))
+                .await?;
+            println!(
+                "{:<32} {:<10} {:<14} {:<8} {:<22} {:<10} {:<21} ARGUMENTS",
+                "ID", "STATUS", "AGENT", "USER", "TOOL", "NEEDS", "EXPIRES"
+            );
+            for a in body["approvals"].as_array().into_iter().flatten() {
+                let needs = format!(
+                    "{}x{}",
+                    a["required_count"],
+                    a["required_role"].as_str().unwrap_or("any")
+                );
+                println!(
+                    "{:<32} {:<10} {:<14} {:<8} {:<22} {:<10} {:<21} {}",
+                    a["id"].as_str().unwrap_or(""),
+                    a["status"].as_str().unwrap_or(""),
+                    a["agent"].as_str().unwrap_or(""),
+                    a["user"].as_str().unwrap_or("-"),
+                    a["tool"].as_str().unwrap_or(""),
+                    needs,
+                    a["expires_at"]
+                        .as_str()
+                        .map(|t| t.get(..19).unwrap_or(t))
+                        .unwrap_or(""),
+                    a["args"],
+                );
+            }
+        }
+        ApprovalsCommand::Approve { id, reason, server } => {
+            vote(&server, &id, "approve", reason).await?
+        }
+        ApprovalsCommand::Deny { id, reason, server } => vote(&server, &id, "deny", reason).await?,
+    }
+    Ok(())
+}
+
+async fn vote(
+    server: &ServerArgs,
+    id: &str,
+    action: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let body = Api::from_args(server)?
+        .post_json(
+            &format!("/v1/approvals/{id}/{action}"),
+            &serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+    println!("{id}: {}", body["outcome"].as_str().unwrap_or("recorded"));
+    Ok(())
+}
+
+pub async fn operators(cmd: OperatorsCommand) -> anyhow::Result<()> {
+    match cmd {
+        OperatorsCommand::Create { name, role, server } => {
+            let body = Api::from_args(&server)?
+                .post_json(
+                    "/v1/operators",
+                    &serde_json::json!({ "name": name, "role": role }),
+                )
+                .await?;
+            eprintln!(
+                "new {} token for {} — shown once; Warden keeps only its hash:",
+                role, name
+            );
+            println!("{}", body["token"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
 }

@@ -328,6 +328,13 @@ fn print_header(args: &BenchArgs, servers: &Servers) {
     println!(
         "Note: the load generator, the gateway and the echo upstream all run in this process and share its {cores} CPU cores."
     );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!(
+            "Load average before the run: {} (other work on the machine skews the figures).",
+            load.join(" ")
+        );
+    }
     let fsync = match probe_fsync(servers.dir.path()) {
         Ok(d) => format!("{:.2} ms", ms(d)),
         Err(e) => format!("unknown ({e})"),

@@ -47,6 +47,13 @@ fn script() -> Vec<Step> {
             agent: "refund-bot",
             user: None,
             tool: "payments.refund",
+            args: json!({"amount": 20000, "currency": "EUR", "customer_id": "C001"}),
+            shows: "held for approval",
+        },
+        Step {
+            agent: "refund-bot",
+            user: None,
+            tool: "payments.refund",
             args: json!({"amount": 90000, "currency": "EUR", "customer_id": "C001"}),
             shows: "deny by argument",
         },
@@ -135,7 +142,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:<13} {:<7} {:<22} {:<24} {:<9} {:<22} EVENT",
+        "{:<13} {:<7} {:<22} {:<24} {:<9} {:<40} EVENT",
         "AGENT", "USER", "CALL", "SHOWS", "DECISION", "DECIDING POLICY"
     );
     let mut rows = 0;
@@ -154,7 +161,7 @@ pub async fn run() -> anyhow::Result<()> {
             .context("the MCP call failed")?;
         let (outcome, policies, event) = warden_meta(&result);
         println!(
-            "{:<13} {:<7} {:<22} {:<24} {:<9} {:<22} {}",
+            "{:<13} {:<7} {:<22} {:<24} {:<9} {:<40} {}",
             step.agent,
             step.user.unwrap_or("-"),
             step.tool,

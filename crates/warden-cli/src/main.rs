@@ -83,6 +83,12 @@ enum Command {
     /// Agent registry and credentials.
     #[command(subcommand)]
     Agents(admin::AgentsCommand),
+    /// The approval queue.
+    #[command(subcommand)]
+    Approvals(admin::ApprovalsCommand),
+    /// Operator tokens (admin, approver, auditor, viewer).
+    #[command(subcommand)]
+    Operators(admin::OperatorsCommand),
     /// Pause and resume upstreams (kill switch).
     #[command(subcommand)]
     Upstreams(admin::UpstreamsCommand),
@@ -126,6 +132,8 @@ async fn run(command: Command) -> ExitCode {
         Command::Connect { url, key } => connect::run(&url, &key).await,
         Command::Agents(cmd) => admin::agents(cmd).await,
         Command::Upstreams(cmd) => admin::upstreams(cmd).await,
+        Command::Approvals(cmd) => admin::approvals(cmd).await,
+        Command::Operators(cmd) => admin::operators(cmd).await,
         Command::Freeze(args) => admin::freeze(args, true).await,
         Command::Unfreeze(args) => admin::freeze(args, false).await,
         Command::Audit(cmd) => admin::audit(cmd).await,

@@ -29,9 +29,10 @@ pub fn resolve_self_command(config: &mut Config) {
     };
     for upstream in &mut config.upstreams {
         if let Transport::Stdio { command, .. } = &mut upstream.transport
-            && command.first().map(String::as_str) == Some("warden") {
-                command[0] = exe.display().to_string();
-            }
+            && command.first().map(String::as_str) == Some("warden")
+        {
+            command[0] = exe.display().to_string();
+        }
     }
 }
 

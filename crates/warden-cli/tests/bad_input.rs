@@ -267,12 +267,26 @@ async fn an_upstream_that_crashes_or_hangs_fails_the_call_and_recovers() {
     let (status, body) = c.call(Some(&key), "faulty.crash", json!({})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["outcome"], "failed");
-    assert!(recovers(&c, &key).await, "the crashed upstream came back:\n{}", server.log());
+    assert!(
+        recovers(&c, &key).await,
+        "the crashed upstream came back:\n{}",
+        server.log()
+    );
 
     let (status, body) = c.call(Some(&key), "faulty.hang", json!({})).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("did not answer within"), "{body}");
-    assert!(recovers(&c, &key).await, "other calls work after a hung one:\n{}", server.log());
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
+        "{body}"
+    );
+    assert!(
+        recovers(&c, &key).await,
+        "other calls work after a hung one:\n{}",
+        server.log()
+    );
 }
 
 /// Whether `faulty.ok` succeeds within ten seconds (the pool restarts crashed upstreams with back-off).

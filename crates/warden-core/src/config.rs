@@ -34,7 +34,21 @@ pub struct Config {
     pub agents: Vec<Agent>,
     pub users: Vec<User>,
     pub policy: PolicyConfig,
+    pub approvals: ApprovalsConfig,
     pub spans: SourceMap,
+}
+
+/// How calls held for approval behave.
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// How long a request waits for approvers before it expires (and so is denied).
+    pub ttl: Duration,
+    /// How long the agent's call waits for a decision before answering "pending approval ID".
+    pub wait: Duration,
+    /// A JSON POST (with a Slack-compatible `text` field) for every new request.
+    pub webhook: Option<String>,
+    /// Whether the requesting user or the agent's owner may approve their own request.
+    pub allow_self_approval: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +356,7 @@ impl Validator<'_> {
             dir: raw.policy.dir.unwrap_or_else(|| PathBuf::from("policies")),
             shadow: raw.policy.shadow,
         };
+        let approvals = self.approvals(raw.approvals);
         let base_dir = self
             .path
             .parent()
@@ -368,6 +383,7 @@ impl Validator<'_> {
             agents,
             users,
             policy,
+            approvals,
             spans: self.spans,
         };
         self.diags.into_result(config)
@@ -467,17 +483,19 @@ impl Validator<'_> {
                 .help = Some("declare it in a [[vendors]] table".into());
             }
             if let Some(sandbox) = &u.sandbox
-                && (!names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref()) {
-                    self.error_at(
-                        sandbox.span().start,
-                        format!("unknown sandbox upstream `{}`", sandbox.get_ref()),
-                    )
-                    .help = Some("the sandbox twin is another [[upstreams]] entry".into());
-                }
+                && (!names.contains(sandbox.get_ref()) || sandbox.get_ref() == u.name.get_ref())
+            {
+                self.error_at(
+                    sandbox.span().start,
+                    format!("unknown sandbox upstream `{}`", sandbox.get_ref()),
+                )
+                .help = Some("the sandbox twin is another [[upstreams]] entry".into());
+            }
             if let Some(p) = &u.prefix
-                && p.get_ref().contains('.') {
-                    self.error_at(p.span().start, "`prefix` may not contain `.`");
-                }
+                && p.get_ref().contains('.')
+            {
+                self.error_at(p.span().start, "`prefix` may not contain `.`");
+            }
             let transport = match (u.command, u.url) {
                 (Some(cmd), None) => {
                     if cmd.get_ref().is_empty() {
@@ -723,6 +741,24 @@ impl Validator<'_> {
             .collect()
     }
 
+    fn approvals(&mut self, raw: raw::Approvals) -> ApprovalsConfig {
+        if let Some(url) = &raw.webhook {
+            let s = url.get_ref();
+            if !(s.starts_with("http://") || s.starts_with("https://")) {
+                self.error_at(
+                    url.span().start,
+                    format!("`webhook` must be an http(s) URL, got `{s}`"),
+                );
+            }
+        }
+        ApprovalsConfig {
+            ttl: Duration::from_secs(raw.ttl_secs.unwrap_or(3600)),
+            wait: Duration::from_millis(raw.wait_ms.unwrap_or(0)),
+            webhook: raw.webhook.map(Spanned::into_inner),
+            allow_self_approval: raw.allow_self_approval,
+        }
+    }
+
     fn server(&mut self, raw: raw::Server) -> ServerConfig {
         if let Some(db) = &raw.database {
             let s = db.get_ref();
@@ -735,13 +771,14 @@ impl Validator<'_> {
             }
         }
         if let Some(listen) = &raw.listen
-            && listen.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                self.error_at(
-                    listen.span().start,
-                    format!("`listen` is not an address: `{}`", listen.get_ref()),
-                )
-                .help = Some("for example \"127.0.0.1:8700\"".into());
-            }
+            && listen.get_ref().parse::<std::net::SocketAddr>().is_err()
+        {
+            self.error_at(
+                listen.span().start,
+                format!("`listen` is not an address: `{}`", listen.get_ref()),
+            )
+            .help = Some("for example \"127.0.0.1:8700\"".into());
+        }
         ServerConfig {
             listen: raw
                 .listen
@@ -785,6 +822,18 @@ mod raw {
         pub users: Vec<User>,
         #[serde(default)]
         pub policy: Policy,
+        #[serde(default)]
+        pub approvals: Approvals,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Approvals {
+        pub ttl_secs: Option<u64>,
+        pub wait_ms: Option<u64>,
+        pub webhook: Option<Spanned<String>>,
+        #[serde(default)]
+        pub allow_self_approval: bool,
     }
 
     #[derive(Deserialize, Default)]

@@ -46,6 +46,8 @@ pub enum Outcome {
     Failed,
     /// Recorded as a proposal (suggest mode), not executed.
     Proposed,
+    /// Held for human approval; not executed (yet).
+    Pending,
 }
 
 impl Outcome {
@@ -57,6 +59,7 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::Failed => "failed",
             Self::Proposed => "proposed",
+            Self::Pending => "pending",
         }
     }
 }

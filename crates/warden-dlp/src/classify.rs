@@ -123,12 +123,15 @@ impl FieldRules {
         let mut rules = Vec::with_capacity(classify.len());
         for (path, class) in classify {
             let mut tokens = path.split('/');
-            let root: Root = tokens.next().unwrap_or_default().parse().map_err(|_| {
-                DlpError::BadPath {
-                    path: path.clone(),
-                    reason: "a classify path starts with `input/` or `result/`",
-                }
-            })?;
+            let root: Root =
+                tokens
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| DlpError::BadPath {
+                        path: path.clone(),
+                        reason: "a classify path starts with `input/` or `result/`",
+                    })?;
             rules.push(Rule {
                 root,
                 segs: parse_segments(tokens),
@@ -205,7 +208,14 @@ impl<'r> Matcher<'r> {
 pub fn classify_value(value: &Value, root: Root, rules: &FieldRules) -> Vec<(String, ClassLevel)> {
     let mut out = Vec::new();
     let mut pointer = String::new();
-    walk(value, &rules.matcher(root), None, rules, &mut pointer, &mut out);
+    walk(
+        value,
+        &rules.matcher(root),
+        None,
+        rules,
+        &mut pointer,
+        &mut out,
+    );
     out
 }
 
@@ -271,7 +281,8 @@ mod tests {
         ]);
         let v = json!({"id": 1, "ssn": "x", "name": "n", "address": {"city": "c"},
                        "items": [{"card": "4111", "sku": "a"}]});
-        let got: BTreeMap<String, ClassLevel> = classify_value(&v, Root::Result, &r).into_iter().collect();
+        let got: BTreeMap<String, ClassLevel> =
+            classify_value(&v, Root::Result, &r).into_iter().collect();
         let c = DataClasses::default();
         let at = |p: &str| got.get(p).copied();
         assert_eq!(at("/ssn"), c.level("regulated"));
@@ -301,6 +312,12 @@ mod tests {
     fn pointer_escapes_round_trip() {
         let r = rules(&[("result/a~1b", "regulated")]);
         let got = classify_value(&json!({"a/b": 1}), Root::Result, &r);
-        assert_eq!(got, vec![("/a~1b".to_string(), DataClasses::default().level("regulated").unwrap())]);
+        assert_eq!(
+            got,
+            vec![(
+                "/a~1b".to_string(),
+                DataClasses::default().level("regulated").unwrap()
+            )]
+        );
     }
 }

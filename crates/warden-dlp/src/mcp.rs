@@ -77,7 +77,9 @@ pub fn inspect_call_tool_result(
 ) -> Result<Inspection, crate::DlpError> {
     let obj = result
         .as_object_mut()
-        .ok_or(crate::DlpError::MalformedResult("the result is not an object"))?;
+        .ok_or(crate::DlpError::MalformedResult(
+            "the result is not an object",
+        ))?;
     let mut report = Inspection::new(Root::Result);
     let mut run = Run {
         inspector,

@@ -260,7 +260,13 @@ mod tests {
     fn drop_removes_fields_above_clearance() {
         let mut v = json!({"id": 1, "ssn": "123-45-6789", "email": "a@b.co", "name": "A",
                            "items": [{"card": "4111", "sku": "x"}]});
-        let t = project(&mut v, Root::Result, &rules(), internal(), &FieldAction::Drop);
+        let t = project(
+            &mut v,
+            Root::Result,
+            &rules(),
+            internal(),
+            &FieldAction::Drop,
+        );
         assert_eq!(v, json!({"id": 1, "name": "A", "items": [{"sku": "x"}]}));
         assert_eq!(t.count("field.regulated", Action::Dropped), 2);
         assert_eq!(t.count("field.confidential", Action::Dropped), 1);
@@ -269,33 +275,63 @@ mod tests {
     #[test]
     fn mask_and_pseudonym_replace_values() {
         let mut v = json!({"ssn": "123-45-6789", "name": "A"});
-        project(&mut v, Root::Result, &rules(), internal(), &FieldAction::Mask);
+        project(
+            &mut v,
+            Root::Result,
+            &rules(),
+            internal(),
+            &FieldAction::Mask,
+        );
         assert_eq!(v, json!({"ssn": "[REDACTED:regulated]", "name": "A"}));
 
         let key = PseudonymKey::new(b"deployment key").unwrap();
         let mut a = json!({"ssn": "123-45-6789"});
         let mut b = json!({"ssn": "123-45-6789"});
-        project(&mut a, Root::Result, &rules(), internal(), &FieldAction::Pseudonym(key.clone()));
-        project(&mut b, Root::Result, &rules(), internal(), &FieldAction::Pseudonym(key));
+        project(
+            &mut a,
+            Root::Result,
+            &rules(),
+            internal(),
+            &FieldAction::Pseudonym(key.clone()),
+        );
+        project(
+            &mut b,
+            Root::Result,
+            &rules(),
+            internal(),
+            &FieldAction::Pseudonym(key),
+        );
         let p = a["ssn"].as_str().unwrap();
         assert!(p.starts_with("pii_") && p.len() == 20, "{p}");
         assert_eq!(a, b);
-        let other = PseudonymKey::new(b"another key").unwrap().pseudonym("123-45-6789");
+        let other = PseudonymKey::new(b"another key")
+            .unwrap()
+            .pseudonym("123-45-6789");
         assert_ne!(p, other);
     }
 
     #[test]
     fn a_public_clearance_loses_default_fields_too() {
         let mut v = json!({"id": 7, "name": "A"});
-        project(&mut v, Root::Result, &rules(), ClassLevel(0), &FieldAction::Drop);
+        project(
+            &mut v,
+            Root::Result,
+            &rules(),
+            ClassLevel(0),
+            &FieldAction::Drop,
+        );
         assert_eq!(v, json!({"id": 7}));
     }
 
     #[test]
     fn keep_only_keeps_listed_paths() {
-        let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}, "items": [{"x": 1, "y": 2}, {"x": 3}], "s": "t"});
+        let mut v =
+            json!({"a": 1, "b": {"c": 2, "d": 3}, "items": [{"x": 1, "y": 2}, {"x": 3}], "s": "t"});
         keep_only(&mut v, &["/a", "/b/c", "/items/*/x"]).unwrap();
-        assert_eq!(v, json!({"a": 1, "b": {"c": 2}, "items": [{"x": 1}, {"x": 3}]}));
+        assert_eq!(
+            v,
+            json!({"a": 1, "b": {"c": 2}, "items": [{"x": 1}, {"x": 3}]})
+        );
         assert!(keep_only(&mut v, &["a"]).is_err());
         let mut all = json!({"k": [1, 2]});
         keep_only(&mut all, &[""]).unwrap();

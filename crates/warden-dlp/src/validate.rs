@@ -13,7 +13,8 @@ fn bytes_of(text: &str, start: usize, end: usize) -> &[u8] {
 }
 
 fn byte_before(text: &str, at: usize) -> Option<u8> {
-    at.checked_sub(1).and_then(|i| text.as_bytes().get(i).copied())
+    at.checked_sub(1)
+        .and_then(|i| text.as_bytes().get(i).copied())
 }
 
 fn byte_at(text: &str, at: usize) -> Option<u8> {
@@ -48,9 +49,9 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
 }
 
 fn number(digits: &[u8]) -> u32 {
-    digits
-        .iter()
-        .fold(0u32, |n, &d| n.saturating_mul(10).saturating_add(u32::from(d)))
+    digits.iter().fold(0u32, |n, &d| {
+        n.saturating_mul(10).saturating_add(u32::from(d))
+    })
 }
 
 /// Whether the issuer prefix belongs to a known card scheme, for the number's length.
@@ -104,19 +105,94 @@ pub(crate) fn card(text: &str, start: usize, end: usize) -> bool {
 
 /// IBAN lengths by country (ISO 13616 registry).
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16),
-    (b"BG", 22), (b"BH", 22), (b"BI", 27), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22),
-    (b"CY", 28), (b"CZ", 24), (b"DE", 22), (b"DJ", 27), (b"DK", 18), (b"DO", 28), (b"EE", 20),
-    (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FK", 18), (b"FO", 18), (b"FR", 27), (b"GB", 22),
-    (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28),
-    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30),
-    (b"KZ", 20), (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21),
-    (b"LY", 25), (b"MC", 27), (b"MD", 24), (b"ME", 22), (b"MK", 19), (b"MN", 20), (b"MR", 27),
-    (b"MT", 31), (b"MU", 30), (b"NI", 28), (b"NL", 18), (b"NO", 15), (b"OM", 23), (b"PK", 24),
-    (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"RU", 33),
-    (b"SA", 24), (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27),
-    (b"SO", 23), (b"ST", 25), (b"SV", 28), (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29),
-    (b"VA", 22), (b"VG", 24), (b"XK", 20), (b"YE", 30),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BI", 27),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CH", 21),
+    (b"CR", 22),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DJ", 27),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FK", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"LY", 25),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MK", 19),
+    (b"MN", 20),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"NI", 28),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"OM", 23),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"RU", 33),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SD", 18),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"SO", 23),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
+    (b"YE", 30),
 ];
 
 fn iban_length(country: &[u8]) -> Option<usize> {
@@ -201,7 +277,8 @@ pub(crate) fn ipv6(text: &str, start: usize, end: usize) -> bool {
         return false;
     };
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b':' || b == b'_';
-    let alone = !byte_before(text, start).is_some_and(word) && !byte_at(text, end).is_some_and(word);
+    let alone =
+        !byte_before(text, start).is_some_and(word) && !byte_at(text, end).is_some_and(word);
     alone
         && s.bytes().filter(|&b| b == b':').count() >= 2
         && s.bytes().any(|b| b.is_ascii_digit())
@@ -227,13 +304,14 @@ fn plausible_year(y: u32, len: usize) -> bool {
 
 /// `YYYY-MM-DD`, `DD/MM/YYYY`, `MM/DD/YYYY`, `DD.MM.YY` and friends with sane fields.
 fn numeric_date(bytes: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = bytes
-        .split(|b| matches!(b, b'-' | b'/' | b'.'))
-        .collect();
+    let parts: Vec<&[u8]> = bytes.split(|b| matches!(b, b'-' | b'/' | b'.')).collect();
     let [a, b, c] = parts.as_slice() else {
         return false;
     };
-    if [a, b, c].iter().any(|p| p.is_empty() || !p.iter().all(u8::is_ascii_digit)) {
+    if [a, b, c]
+        .iter()
+        .any(|p| p.is_empty() || !p.iter().all(u8::is_ascii_digit))
+    {
         return false;
     }
     let (na, nb, nc) = (number(&digits(a)), number(&digits(b)), number(&digits(c)));
@@ -284,7 +362,11 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
 /// A JWT: the header segment decodes to a JSON object with a string `alg`.
 pub(crate) fn jwt(text: &str, start: usize, end: usize) -> bool {
     let bytes = bytes_of(text, start, end);
-    let Some(header) = bytes.split(|&b| b == b'.').next().filter(|h| h.len() <= 4096) else {
+    let Some(header) = bytes
+        .split(|&b| b == b'.')
+        .next()
+        .filter(|h| h.len() <= 4096)
+    else {
         return false;
     };
     let Ok(json) = B64URL.decode(header) else {
@@ -328,7 +410,13 @@ fn char_classes(bytes: &[u8]) -> usize {
 }
 
 /// A generic secret: long enough, random-looking, mixing character classes, not a URL.
-pub(crate) fn high_entropy(text: &str, start: usize, end: usize, min_len: usize, bits: f64) -> bool {
+pub(crate) fn high_entropy(
+    text: &str,
+    start: usize,
+    end: usize,
+    min_len: usize,
+    bits: f64,
+) -> bool {
     let bytes = bytes_of(text, start, end);
     (min_len..=1024).contains(&bytes.len())
         && char_classes(bytes) >= 2
@@ -351,9 +439,8 @@ pub(crate) fn bearer(text: &str, start: usize, end: usize) -> Option<(usize, usi
         .position(|b| !matches!(b, b' ' | b'\t'))?
         + 6;
     let token = bytes.get(skip..)?;
-    let credential = token.len() >= 16
-        && !token.iter().all(u8::is_ascii_lowercase)
-        && char_classes(token) >= 2;
+    let credential =
+        token.len() >= 16 && !token.iter().all(u8::is_ascii_lowercase) && char_classes(token) >= 2;
     credential.then_some((start + skip, end))
 }
 
@@ -370,8 +457,15 @@ pub(crate) fn password_value(text: &str, start: usize, end: usize) -> Option<(us
     let value = bytes_of(text, value_start, end);
     let lower = value.to_ascii_lowercase();
     let placeholder = value.iter().all(|&b| b == b'*' || b == b'x' || b == b'X')
-        || [&b"null"[..], b"none", b"true", b"false", b"undefined", b"required"]
-            .contains(&lower.as_slice())
+        || [
+            &b"null"[..],
+            b"none",
+            b"true",
+            b"false",
+            b"undefined",
+            b"required",
+        ]
+        .contains(&lower.as_slice())
         || value.starts_with(b"[REDACTED")
         || value.starts_with(b"pii_");
     (value.len() >= 4 && !placeholder).then_some((value_start, end))
@@ -421,7 +515,13 @@ mod tests {
     #[test]
     fn ssn_ranges() {
         assert!(whole(ssn, "123-45-6789"));
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+        ] {
             assert!(!whole(ssn, bad), "{bad}");
         }
     }
@@ -439,7 +539,13 @@ mod tests {
 
     #[test]
     fn dates() {
-        for ok in ["1990-01-31", "31/01/1990", "01/31/1990", "March 5, 1990", "5 Mar 1990"] {
+        for ok in [
+            "1990-01-31",
+            "31/01/1990",
+            "01/31/1990",
+            "March 5, 1990",
+            "5 Mar 1990",
+        ] {
             assert!(whole(date, ok), "{ok}");
         }
         for bad in ["1990-13-45", "99/99/1990", "Foo 5, 1990"] {

@@ -67,6 +67,21 @@ pub struct Call {
     pub target_upstream: Option<String>,
     /// The upstream's `CallToolResult`, as JSON.
     pub result: Option<Value>,
+    /// Who approved, when this call runs an approved request.
+    pub approved_by: Option<Vec<String>>,
+    /// What policy requires before this call may run (set by authorize, enforced by gate).
+    pub obligation: Option<Obligation>,
+    /// The approval request this call was parked as.
+    pub approval_id: Option<String>,
+}
+
+/// A human approval that policy requires: `@approval("ROLE")` (and `@approvers("N")`) on the
+/// forbid policies that `context.approved` lifts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Obligation {
+    pub role: Option<String>,
+    pub count: u32,
+    pub policies: Vec<String>,
 }
 
 impl Call {
@@ -82,6 +97,9 @@ impl Call {
             mode: Mode::Execute,
             target_upstream: None,
             result: None,
+            approved_by: None,
+            obligation: None,
+            approval_id: None,
         }
     }
 
@@ -125,6 +143,8 @@ pub enum RefusalKind {
     Proposed,
     /// Something failed; the call failed closed.
     Failed,
+    /// Held until enough approvers approve.
+    Pending,
 }
 
 impl RefusalKind {
@@ -134,6 +154,7 @@ impl RefusalKind {
             Self::Rejected => Outcome::Rejected,
             Self::Proposed => Outcome::Proposed,
             Self::Failed => Outcome::Failed,
+            Self::Pending => Outcome::Pending,
         }
     }
 }
@@ -185,6 +206,8 @@ pub struct CallResponse {
     pub result: Option<Value>,
     /// Why it did not run (or failed), when it did not succeed.
     pub refusal: Option<Refusal>,
+    /// The approval request holding this call, when it is pending.
+    pub approval_id: Option<String>,
 }
 
 impl CallResponse {
@@ -198,6 +221,7 @@ impl CallResponse {
                     RefusalKind::Rejected => "rejected",
                     RefusalKind::Proposed => "recorded as a proposal, not executed",
                     RefusalKind::Failed => "failed",
+                    RefusalKind::Pending => "held for approval",
                 };
                 let policies = if r.policies.is_empty() {
                     String::new()

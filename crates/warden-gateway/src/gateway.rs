@@ -7,13 +7,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
-use warden_core::store::{AgentKey, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch, TaskGrant};
+use warden_core::store::{
+    AgentKey, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch,
+    TaskGrant,
+};
 use warden_core::{
     AuditEvent, Config, EventKind, Mode, Outcome, RiskTier, ToolInfo, ToolName, Verdict,
 };
 use warden_policy::{PolicyBundle, TaskScope};
 use warden_upstream::UpstreamPool;
 
+use crate::approvals;
 use crate::call::{
     Call, CallRequest, CallResponse, Channel, Flow, Principal, Refusal, RefusalKind,
 };
@@ -150,7 +154,9 @@ impl Gateway {
             upstreams: parts.upstreams,
             store: parts.store.clone(),
             digester: Digester::new(parts.digest_key),
-            switches: Switches::new(parts.store.clone() as Arc<dyn warden_core::store::ControlStore>),
+            switches: Switches::new(
+                parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
+            ),
             agents,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 bundle: parts.bundle,
@@ -281,24 +287,95 @@ impl Gateway {
                     )
             })
             .cloned()
+            .chain(std::iter::once(approval_status_tool()))
             .collect()
+    }
+
+    /// Record an approver's vote (audited first), enforcing the approval rules.
+    pub async fn vote(
+        &self,
+        id: &str,
+        operator: &OperatorToken,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<
+        (
+            warden_core::store::Approval,
+            warden_core::store::VoteOutcome,
+        ),
+        approvals::VoteError,
+    > {
+        let action = format!(
+            "approvals.{}:{id}",
+            if approve { "approve" } else { "deny" }
+        );
+        let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
+        event.operator = Some(operator.name.clone());
+        event.action = Some(action);
+        event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
+        let result = approvals::vote(&self.shared, id, operator, approve, reason.clone()).await;
+        match &result {
+            Ok((approval, _)) => {
+                event.parent_id = Some(approval.event_id.clone());
+                event.agent = Some(approval.agent.clone());
+                event.outcome = Outcome::Ok;
+                event.reason = reason;
+            }
+            Err(e) => {
+                event.outcome = Outcome::Denied;
+                event.reason = Some(e.to_string());
+            }
+        }
+        event.finished_at = Utc::now();
+        self.shared
+            .store
+            .append(&event)
+            .await
+            .map_err(approvals::VoteError::Store)?;
+        result
+    }
+
+    /// Approval requests, newest first, optionally of one status.
+    pub async fn approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<warden_core::store::Approval>, AdminError> {
+        Ok(self.shared.store.approvals(status).await?)
     }
 
     /// Run one call through the pipeline. The answer is returned only once its audit event is
     /// committed; if the commit fails, the call's result is withheld and it fails closed.
     pub async fn call_tool(&self, principal: Principal, request: CallRequest) -> CallResponse {
+        if request.tool == approvals::STATUS_TOOL {
+            return self.approval_status(principal, request).await;
+        }
+        let call = self.new_call(principal.clone(), request, None);
+        let response = self.run(call).await;
+        match &response.approval_id {
+            Some(id) if !self.shared.config.approvals.wait.is_zero() => {
+                self.wait_for_decision(principal, id, response.clone())
+                    .await
+            }
+            _ => response,
+        }
+    }
+
+    fn new_call(&self, principal: Principal, request: CallRequest, parent: Option<String>) -> Call {
         let mut event = AuditEvent::begin(
             EventKind::ToolCall,
             request.channel.as_str(),
             request.correlation_id.clone(),
         );
+        event.parent_id = parent;
         event.agent = Some(principal.agent.clone());
         event.task = principal.task.as_ref().map(|t| t.task_id.clone());
         event.session = request.session.clone();
         event.action = Some(request.tool.clone());
         event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
-        let mut call = Call::new(principal, request, event);
+        Call::new(principal, request, event)
+    }
 
+    async fn run(&self, mut call: Call) -> CallResponse {
         let mut refusal = None;
         for stage in &self.stages {
             match stage.run(&self.shared, &mut call).await {
@@ -318,6 +395,126 @@ impl Gateway {
             }
         }
         self.record(call, refusal).await
+    }
+
+    /// Hold the agent's call for up to `approvals.wait`, running it as soon as it is approved.
+    async fn wait_for_decision(
+        &self,
+        principal: Principal,
+        id: &str,
+        pending: CallResponse,
+    ) -> CallResponse {
+        let deadline = tokio::time::Instant::now() + self.shared.config.approvals.wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.shared.store.approval(id).await {
+                Ok(Some(a)) if a.status == ApprovalStatus::Pending => continue,
+                Ok(Some(_)) => {
+                    let request = status_request(id, Channel::Mcp, pending.event_id.clone());
+                    return self.approval_status(principal, request).await;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        pending
+    }
+
+    /// The built-in `warden.approval_status` tool: the request's state, or — when it was approved
+    /// and has not run — the approved call itself, run now through the whole pipeline.
+    async fn approval_status(&self, principal: Principal, request: CallRequest) -> CallResponse {
+        let id = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("approval_id"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let mut call = self.new_call(principal.clone(), request.clone(), None);
+        call.event.action = Some(approvals::STATUS_TOOL.to_owned());
+        let Some(id) = id else {
+            return self
+                .record(
+                    call,
+                    Some(Refusal::rejected("`approval_id` (a string) is required")),
+                )
+                .await;
+        };
+        let run_event = AuditEvent::begin(
+            EventKind::ToolCall,
+            request.channel.as_str(),
+            request.correlation_id.clone(),
+        );
+        match approvals::claim(&self.shared, &principal.agent, &id, &run_event.id).await {
+            Ok(Some(approvals::Status::Run(approval, approvers))) => {
+                self.run_approved(principal, request.channel, approval, approvers, run_event)
+                    .await
+            }
+            Ok(Some(approvals::Status::Settled(approval))) => {
+                call.event.parent_id = Some(approval.event_id.clone());
+                call.event.verdict = Verdict::Allow;
+                call.result = Some(serde_json::json!({
+                    "content": [{"type": "text", "text": format!("approval {} is {}", approval.id, approval.status)}],
+                    "structuredContent": approvals::status_json(&approval),
+                }));
+                self.record(call, None).await
+            }
+            Ok(None) => {
+                self.record(
+                    call,
+                    Some(Refusal::rejected(format!(
+                        "no approval request `{id}` for this agent"
+                    ))),
+                )
+                .await
+            }
+            Err(e) => {
+                self.record(
+                    call,
+                    Some(Refusal::failed(format!("the approval store failed: {e}"))),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Run an approved request as its agent, with the approvers in the policy context.
+    async fn run_approved(
+        &self,
+        principal: Principal,
+        channel: Channel,
+        approval: warden_core::store::Approval,
+        approvers: Vec<String>,
+        event: AuditEvent,
+    ) -> CallResponse {
+        let snapshot = self.shared.snapshot();
+        let exposed = approval
+            .tool
+            .parse::<ToolName>()
+            .ok()
+            .and_then(|t| snapshot.catalog.get(&t).map(|i| i.exposed_name.clone()))
+            .unwrap_or_else(|| approval.tool.clone());
+        let request = CallRequest {
+            channel,
+            tool: exposed,
+            arguments: Some(approval.args.clone()),
+            user: approval.user.clone(),
+            session: approval.session.clone(),
+            correlation_id: Some(event.correlation_id.clone()),
+        };
+        let mut call = self.new_call(principal, request, Some(approval.event_id.clone()));
+        call.event.id = event.id;
+        call.approved_by = Some(approvers);
+        let bound = approval.args.as_object().map(approvals::args_hash);
+        if bound.as_deref() != Some(approval.args_hash.as_str()) {
+            return self
+                .record(
+                    call,
+                    Some(Refusal::failed(
+                        "the approved arguments do not match their hash; not run",
+                    )),
+                )
+                .await;
+        }
+        self.run(call).await
     }
 
     /// record: commit the event, then answer.
@@ -347,6 +544,7 @@ impl Gateway {
         let event_id = event.id.clone();
         match self.shared.store.append(event).await {
             Ok(_) => CallResponse {
+                approval_id: call.approval_id.clone(),
                 event_id,
                 outcome,
                 policies: call.event.policies.clone(),
@@ -356,6 +554,7 @@ impl Gateway {
             Err(e) => {
                 tracing::error!(error = %e, event = %event_id, "audit commit failed; withholding the result");
                 CallResponse {
+                    approval_id: None,
                     event_id,
                     outcome: Outcome::Failed,
                     policies: call.event.policies.clone(),
@@ -418,7 +617,13 @@ impl Gateway {
     /// Turn a kill switch on or off: `global`, `agent:<id>` or `upstream:<name>`. Turning one on
     /// denies new calls at once and cancels the approvals waiting in its scope; a call already
     /// at its upstream finishes and is recorded.
-    pub async fn set_switch(&self, target: SwitchTarget, paused: bool, operator: &str, reason: Option<String>) -> Result<(), AdminError> {
+    pub async fn set_switch(
+        &self,
+        target: SwitchTarget,
+        paused: bool,
+        operator: &str,
+        reason: Option<String>,
+    ) -> Result<(), AdminError> {
         let (scope, cancel) = match &target {
             SwitchTarget::Global => (Switch::GLOBAL.to_owned(), CancelScope::All),
             SwitchTarget::Agent(id) => {
@@ -429,12 +634,29 @@ impl Gateway {
                 if self.shared.config.upstream(name).is_none() {
                     return Err(AdminError::Invalid(format!("unknown upstream `{name}`")));
                 }
-                (Switch::upstream_scope(name), CancelScope::Upstream(name.clone()))
+                (
+                    Switch::upstream_scope(name),
+                    CancelScope::Upstream(name.clone()),
+                )
             }
         };
         let action = format!("switch.{}:{scope}", if paused { "pause" } else { "resume" });
-        self.admin_event(operator, &action, match &target { SwitchTarget::Agent(a) => Some(a), _ => None }).await?;
-        let switch = Switch { scope, paused, reason, by: operator.to_owned(), at: Utc::now() };
+        self.admin_event(
+            operator,
+            &action,
+            match &target {
+                SwitchTarget::Agent(a) => Some(a),
+                _ => None,
+            },
+        )
+        .await?;
+        let switch = Switch {
+            scope,
+            paused,
+            reason,
+            by: operator.to_owned(),
+            at: Utc::now(),
+        };
         self.shared.switches.set(&switch).await?;
         if paused {
             let cancelled = self.shared.store.cancel_pending_approvals(cancel).await?;
@@ -493,11 +715,12 @@ impl Gateway {
                 .or_else(|| name.parse().ok().and_then(|n| snapshot.catalog.get(&n)))
                 .ok_or_else(|| AdminError::Invalid(format!("unknown tool `{name}`")))?;
             if let Some(parent) = &principal.task
-                && !parent.tools.iter().any(|t| t == tool.name.as_str()) {
-                    return Err(AdminError::Invalid(format!(
-                        "tool `{name}` is outside the current task"
-                    )));
-                }
+                && !parent.tools.iter().any(|t| t == tool.name.as_str())
+            {
+                return Err(AdminError::Invalid(format!(
+                    "tool `{name}` is outside the current task"
+                )));
+            }
             tools.push(tool.name.to_string());
         }
         if tools.is_empty() {
@@ -521,12 +744,13 @@ impl Gateway {
             None => principal.task.as_ref().and_then(|t| t.max_class.clone()),
         };
         if let Some(user) = &req.user
-            && (!agent.delegation || self.shared.config.user(user).is_none()) {
-                return Err(AdminError::Invalid(format!(
-                    "agent `{}` may not act for user `{user}`",
-                    agent.id
-                )));
-            }
+            && (!agent.delegation || self.shared.config.user(user).is_none())
+        {
+            return Err(AdminError::Invalid(format!(
+                "agent `{}` may not act for user `{user}`",
+                agent.id
+            )));
+        }
         let ttl = req
             .ttl_seconds
             .map(Duration::from_secs)
@@ -651,4 +875,37 @@ pub enum OperatorAuthError {
         have: OperatorRole,
         need: OperatorRole,
     },
+}
+
+/// A status request for `id`, as the waiting call makes it.
+fn status_request(id: &str, channel: Channel, correlation: String) -> CallRequest {
+    CallRequest {
+        channel,
+        tool: approvals::STATUS_TOOL.to_owned(),
+        arguments: Some(serde_json::json!({ "approval_id": id })),
+        user: None,
+        session: None,
+        correlation_id: Some(correlation),
+    }
+}
+
+/// The built-in tool agents poll an approval with.
+fn approval_status_tool() -> ToolInfo {
+    ToolInfo {
+        name: ToolName::new("warden", "approval_status").expect("a valid built-in tool name"),
+        exposed_name: approvals::STATUS_TOOL.to_owned(),
+        description: Some(
+            "The status of a call held for human approval. Once approved, calling this runs the held call and returns its result."
+                .into(),
+        ),
+        input_schema: serde_json::json!({
+            "type": "object",
+            "properties": { "approval_id": { "type": "string", "description": "the id from the pending answer" } },
+            "required": ["approval_id"],
+        }),
+        output_schema: None,
+        risk: RiskTier::Read,
+        reversible: true,
+        annotations: None,
+    }
 }

@@ -152,12 +152,13 @@ impl Authenticator {
 
 fn check_task_expiry(p: Principal) -> Result<Principal, AuthError> {
     if let Some(task) = &p.task
-        && task.expires_at <= Utc::now() {
-            return Err(AuthError::Expired {
-                task: task.task_id.clone(),
-                at: task.expires_at.to_rfc3339(),
-            });
-        }
+        && task.expires_at <= Utc::now()
+    {
+        return Err(AuthError::Expired {
+            task: task.task_id.clone(),
+            at: task.expires_at.to_rfc3339(),
+        });
+    }
     Ok(p)
 }
 

@@ -8,6 +8,7 @@
 //! credentials (agent keys, task tokens, operator tokens) and tool listing; it reaches storage
 //! only through the `warden-core` store traits and upstreams through `warden-upstream`.
 
+pub mod approvals;
 pub mod call;
 pub mod digest;
 pub mod gateway;

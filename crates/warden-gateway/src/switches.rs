@@ -28,21 +28,34 @@ pub struct Switches {
 
 impl Switches {
     pub fn new(store: Arc<dyn ControlStore>) -> Self {
-        Self { store, cache: RwLock::new(None) }
+        Self {
+            store,
+            cache: RwLock::new(None),
+        }
     }
 
     /// The switch that stops a call by `agent` to a tool of `upstream`, if any: the global freeze
     /// first, then the agent's pause, then the upstream's.
-    pub async fn stopping(&self, agent: &str, upstream: &str) -> Result<Option<Switch>, StoreError> {
+    pub async fn stopping(
+        &self,
+        agent: &str,
+        upstream: &str,
+    ) -> Result<Option<Switch>, StoreError> {
         let cache = self.current().await?;
-        let scopes = [Switch::GLOBAL.to_owned(), Switch::agent_scope(agent), Switch::upstream_scope(upstream)];
+        let scopes = [
+            Switch::GLOBAL.to_owned(),
+            Switch::agent_scope(agent),
+            Switch::upstream_scope(upstream),
+        ];
         Ok(scopes.iter().find_map(|s| cache.paused.get(s).cloned()))
     }
 
     /// Whether `agent` (any upstream) is stopped: for calls not tied to one tool.
     pub async fn agent_stopped(&self, agent: &str) -> Result<Option<Switch>, StoreError> {
         let cache = self.current().await?;
-        Ok([Switch::GLOBAL.to_owned(), Switch::agent_scope(agent)].iter().find_map(|s| cache.paused.get(s).cloned()))
+        Ok([Switch::GLOBAL.to_owned(), Switch::agent_scope(agent)]
+            .iter()
+            .find_map(|s| cache.paused.get(s).cloned()))
     }
 
     /// Every switch that is on.
@@ -65,7 +78,11 @@ impl Switches {
             Some(c) => {
                 let version = self.store.switch_version().await?;
                 if version == c.version {
-                    let fresh = Arc::new(Cache { version, paused: c.paused.clone(), checked: Instant::now() });
+                    let fresh = Arc::new(Cache {
+                        version,
+                        paused: c.paused.clone(),
+                        checked: Instant::now(),
+                    });
                     self.install(fresh.clone());
                     Ok(fresh)
                 } else {
@@ -87,7 +104,11 @@ impl Switches {
             .filter(|s| s.paused)
             .map(|s| (s.scope.clone(), s))
             .collect();
-        let fresh = Arc::new(Cache { version, paused, checked: Instant::now() });
+        let fresh = Arc::new(Cache {
+            version,
+            paused,
+            checked: Instant::now(),
+        });
         self.install(fresh.clone());
         Ok(fresh)
     }
@@ -110,6 +131,14 @@ pub fn describe(switch: &Switch) -> String {
     } else {
         format!("`{}` is paused", switch.scope)
     };
-    let why = switch.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-    format!("{what} (by {} at {}){why}", switch.by, switch.at.format("%Y-%m-%dT%H:%M:%SZ"))
+    let why = switch
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!(
+        "{what} (by {} at {}){why}",
+        switch.by,
+        switch.at.format("%Y-%m-%dT%H:%M:%SZ")
+    )
 }

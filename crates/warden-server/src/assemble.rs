@@ -157,7 +157,8 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         store: store.clone() as Arc<dyn Store>,
         digest_key,
     }));
-    let bootstrap_token = bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
+    let bootstrap_token =
+        bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
     Ok(Assembled {
         gateway,
         store,

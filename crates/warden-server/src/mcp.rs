@@ -79,8 +79,9 @@ impl ServerHandler for WardenMcp {
             .or_else(|| meta_str(&context, "user"));
         let tools = self.gateway.list_tools(&principal, &ListRequest { user });
         let listed: Vec<Value> = tools.iter().map(tool_json).collect();
-        let tools: Vec<Tool> = serde_json::from_value(Value::Array(listed))
-            .map_err(|e| McpError::internal_error(format!("cannot build the tool list: {e}"), None))?;
+        let tools: Vec<Tool> = serde_json::from_value(Value::Array(listed)).map_err(|e| {
+            McpError::internal_error(format!("cannot build the tool list: {e}"), None)
+        })?;
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -121,15 +122,17 @@ fn to_mcp_result(response: CallResponse) -> CallToolResult {
         "event_id": response.event_id,
         "outcome": response.outcome.as_str(),
         "policies": response.policies,
+        "approval_id": response.approval_id,
     });
     if let Some(result) = response.result.clone()
-        && let Ok(mut r) = serde_json::from_value::<CallToolResult>(result) {
-            // An upstream on an older revision sends no `resultType`; 2026-07-28 clients need it.
-            r.result_type.get_or_insert(ResultType::COMPLETE);
-            let meta = r.meta.get_or_insert_with(Default::default);
-            meta.insert("warden".into(), warden);
-            return r;
-        }
+        && let Ok(mut r) = serde_json::from_value::<CallToolResult>(result)
+    {
+        // An upstream on an older revision sends no `resultType`; 2026-07-28 clients need it.
+        r.result_type.get_or_insert(ResultType::COMPLETE);
+        let meta = r.meta.get_or_insert_with(Default::default);
+        meta.insert("warden".into(), warden);
+        return r;
+    }
     let mut r = CallToolResult::error(vec![ContentBlock::text(response.explanation())]);
     r.meta
         .get_or_insert_with(Default::default)

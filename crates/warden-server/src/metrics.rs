@@ -8,16 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use warden_core::Outcome;
 use warden_gateway::CallResponse;
 
-const OUTCOMES: [Outcome; 6] = [
+const OUTCOMES: [Outcome; 7] = [
     Outcome::Ok,
     Outcome::ToolError,
     Outcome::Denied,
     Outcome::Rejected,
     Outcome::Failed,
     Outcome::Proposed,
+    Outcome::Pending,
 ];
 
-static CALLS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+static CALLS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 pub fn record_call(response: &CallResponse) {

@@ -146,7 +146,7 @@ pub async fn call_tool(
     crate::metrics::record_call(&response);
     let status = match response.outcome {
         Outcome::Ok | Outcome::ToolError => StatusCode::OK,
-        Outcome::Proposed => StatusCode::ACCEPTED,
+        Outcome::Proposed | Outcome::Pending => StatusCode::ACCEPTED,
         Outcome::Denied => StatusCode::FORBIDDEN,
         Outcome::Rejected => StatusCode::BAD_REQUEST,
         Outcome::Failed => StatusCode::BAD_GATEWAY,
@@ -154,6 +154,7 @@ pub async fn call_tool(
     let body = json!({
         "event_id": response.event_id,
         "outcome": response.outcome.as_str(),
+        "approval_id": response.approval_id,
         "result": response.result,
         "error": response.refusal.as_ref().map(|r| json!({
             "kind": r.kind, "message": r.message, "policies": r.policies, "explanation": response.explanation(),
@@ -223,18 +224,43 @@ async fn switch(
     reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let op = operator(state, headers, OperatorRole::Admin).await?;
-    state.gateway.set_switch(target, paused, &operator_label(&op), reason).await?;
+    state
+        .gateway
+        .set_switch(target, paused, &operator_label(&op), reason)
+        .await?;
     let switches = state.gateway.paused().await?;
     Ok(Json(json!({ "paused": switches })).into_response())
 }
 
 /// `POST /v1/freeze` and `/v1/unfreeze`: the global kill switch.
-pub async fn freeze(State(state): State<AppState>, headers: HeaderMap, body: Option<Json<ReasonBody>>) -> Result<Response, ApiError> {
-    switch(&state, &headers, SwitchTarget::Global, true, reason_of(body)).await
+pub async fn freeze(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<ReasonBody>>,
+) -> Result<Response, ApiError> {
+    switch(
+        &state,
+        &headers,
+        SwitchTarget::Global,
+        true,
+        reason_of(body),
+    )
+    .await
 }
 
-pub async fn unfreeze(State(state): State<AppState>, headers: HeaderMap, body: Option<Json<ReasonBody>>) -> Result<Response, ApiError> {
-    switch(&state, &headers, SwitchTarget::Global, false, reason_of(body)).await
+pub async fn unfreeze(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<ReasonBody>>,
+) -> Result<Response, ApiError> {
+    switch(
+        &state,
+        &headers,
+        SwitchTarget::Global,
+        false,
+        reason_of(body),
+    )
+    .await
 }
 
 /// `POST /v1/upstreams/{name}/pause` and `.../resume`.
@@ -247,13 +273,29 @@ pub async fn upstream_action(
     let paused = match action.as_str() {
         "pause" => true,
         "resume" => false,
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no action `{action}` on upstreams"))),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action `{action}` on upstreams"),
+            ));
+        }
     };
-    switch(&state, &headers, SwitchTarget::Upstream(name), paused, reason_of(body)).await
+    switch(
+        &state,
+        &headers,
+        SwitchTarget::Upstream(name),
+        paused,
+        reason_of(body),
+    )
+    .await
 }
 
 /// `GET /v1/switches`: every kill switch that is on.
-pub async fn list_switches(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn list_switches(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers, OperatorRole::Viewer).await?;
     Ok(Json(json!({ "paused": state.gateway.paused().await? })))
 }
@@ -266,7 +308,14 @@ pub async fn agent_key_action(
     body: Option<Json<ReasonBody>>,
 ) -> Result<Response, ApiError> {
     if action == "pause" || action == "resume" {
-        return switch(&state, &headers, SwitchTarget::Agent(id), action == "pause", reason_of(body)).await;
+        return switch(
+            &state,
+            &headers,
+            SwitchTarget::Agent(id),
+            action == "pause",
+            reason_of(body),
+        )
+        .await;
     }
     let op = operator(&state, &headers, OperatorRole::Admin).await?;
     let who = operator_label(&op);
@@ -348,4 +397,98 @@ pub async fn get_event(
             )
         })?;
     Ok(Json(json!({ "event": event })))
+}
+
+#[derive(Deserialize)]
+pub struct ApprovalsQuery {
+    status: Option<String>,
+}
+
+/// `GET /v1/approvals[?status=pending]`: the queue, newest first.
+pub async fn list_approvals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ApprovalsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Approver).await?;
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(s) => Some(s.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("unknown status `{s}`"),
+            )
+        })?),
+    };
+    let approvals = state.gateway.approvals(status).await?;
+    Ok(Json(json!({ "approvals": approvals })))
+}
+
+/// `POST /v1/approvals/{id}/approve` and `.../deny`, with an optional `{"reason": "..."}`.
+pub async fn approval_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<Json<ReasonBody>>,
+) -> Result<Response, ApiError> {
+    let approve = match action.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action `{action}` on approvals"),
+            ));
+        }
+    };
+    let op = operator(&state, &headers, OperatorRole::Approver).await?;
+    use warden_gateway::approvals::VoteError;
+    match state.gateway.vote(&id, &op, approve, reason_of(body)).await {
+        Ok((approval, outcome)) => Ok(Json(
+            json!({ "approval_id": approval.id, "outcome": format!("{outcome:?}") }),
+        )
+        .into_response()),
+        Err(e) => {
+            let (status, code) = match &e {
+                VoteError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                VoteError::NotPending(_) | VoteError::AlreadyVoted(_) => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
+                VoteError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+                _ => (StatusCode::FORBIDDEN, "forbidden"),
+            };
+            Err(ApiError::new(status, code, e.to_string()))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorBody {
+    name: String,
+    role: String,
+}
+
+/// `POST /v1/operators {"name", "role"}`: a new operator token (shown once). Admin only.
+pub async fn create_operator(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<OperatorBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let op = operator(&state, &headers, OperatorRole::Admin).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let role: OperatorRole = body
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+    let (token, secret) = state
+        .gateway
+        .create_operator_token(&body.name, role, &operator_label(&op))
+        .await?;
+    let reply = json!({ "name": token.name, "role": token.role, "token_id": token.token_id, "token": secret.secret,
+                        "note": "this token is shown once; Warden stores only its hash" });
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
 }

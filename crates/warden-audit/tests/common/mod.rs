@@ -130,7 +130,8 @@ pub fn arb_event() -> impl Strategy<Value = AuditEvent> {
             Just(Outcome::Denied),
             Just(Outcome::Rejected),
             Just(Outcome::Failed),
-            Just(Outcome::Proposed)
+            Just(Outcome::Proposed),
+            Just(Outcome::Pending)
         ],
         proptest::option::of(any::<u64>()),
         opt_text(),

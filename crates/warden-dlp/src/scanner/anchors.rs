@@ -128,7 +128,10 @@ impl Anchors {
     pub(crate) fn build(custom_keywords: &[Vec<String>]) -> Result<Self, DlpError> {
         let mut table: BTreeMap<Vec<u8>, Vec<Action>> = BTreeMap::new();
         let mut add = |lit: &[u8], action: Action| {
-            table.entry(lit.to_ascii_lowercase()).or_default().push(action);
+            table
+                .entry(lit.to_ascii_lowercase())
+                .or_default()
+                .push(action);
         };
         for d in b'0'..=b'9' {
             add(&[d], Action::Digit);

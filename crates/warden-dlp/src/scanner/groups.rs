@@ -4,8 +4,11 @@
 //! Families run only where the anchor pass put them: over merged windows around anchors
 //! (numbers, `@`, keywords) or anchored at a prefix hit (`AKIA`, `eyJ`, `Bearer`, ...).
 
+use std::collections::HashMap;
+
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
+use warden_core::ClassLevel;
 
 use crate::error::DlpError;
 use crate::kind::DetectorKind;
@@ -113,8 +116,14 @@ fn secret(text: &str, start: usize, end: usize, tuning: Tuning) -> Option<(usize
         .take_while(|&&b| b == b'=')
         .count();
     let start = start + lead;
-    validate::high_entropy(text, start, end, tuning.min_secret_len, tuning.entropy_threshold)
-        .then_some((start, end))
+    validate::high_entropy(
+        text,
+        start,
+        end,
+        tuning.min_secret_len,
+        tuning.entropy_threshold,
+    )
+    .then_some((start, end))
 }
 
 pub(crate) fn alnum(b: u8) -> bool {
@@ -149,6 +158,8 @@ pub(crate) enum Restart {
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub kind: DetectorKind,
+    /// The kind's class, resolved when the scanner is built; `None` when disabled.
+    pub class: Option<ClassLevel>,
     pub check: Check,
 }
 
@@ -176,10 +187,19 @@ impl Group {
             .iter()
             .map(|(_, kind, check)| Spec {
                 kind: kind.clone(),
+                class: None,
                 check: *check,
             })
             .collect();
         Ok(Self { re, specs, restart })
+    }
+
+    /// Fill in each pattern's class from the scanner's class table.
+    pub(crate) fn with_classes(mut self, class_of: &HashMap<DetectorKind, ClassLevel>) -> Self {
+        for spec in &mut self.specs {
+            spec.class = class_of.get(&spec.kind).copied();
+        }
+        self
     }
 
     /// A custom detector: the user's pattern, full `regex` syntax (Unicode on).
@@ -192,6 +212,7 @@ impl Group {
             re,
             specs: vec![Spec {
                 kind: DetectorKind::Custom(name.into()),
+                class: None,
                 check: Check::Accept,
             }],
             restart: Restart::MatchEnd,
@@ -204,14 +225,26 @@ impl Group {
 pub(crate) fn numeric() -> Result<Group, DlpError> {
     use DetectorKind as K;
     let patterns: &[Pattern] = &[
-        (r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b", K::Iban, Check::Iban),
-        (r"\b[0-9](?:[ \-]?[0-9]){12,18}\b", K::PaymentCard, Check::Card),
+        (
+            r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b",
+            K::Iban,
+            Check::Iban,
+        ),
+        (
+            r"\b[0-9](?:[ \-]?[0-9]){12,18}\b",
+            K::PaymentCard,
+            Check::Card,
+        ),
         (
             r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b|\b[0-9]{3} [0-9]{2} [0-9]{4}\b",
             K::Ssn,
             Check::Ssn,
         ),
-        (r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b", K::IpAddress, Check::Ipv4),
+        (
+            r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
+            K::IpAddress,
+            Check::Ipv4,
+        ),
         (
             r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,8}(?:\.[0-9]{1,3}){0,3}",
             K::IpAddress,
@@ -314,19 +347,51 @@ pub(crate) mod prefix_id {
 pub(crate) fn prefixed() -> Result<Group, DlpError> {
     use DetectorKind as K;
     let patterns: &[Pattern] = &[
-        (r"(?:AKIA|ASIA)[A-Z0-9]{16}", K::AwsAccessKey, Check::Token { after: alnum }),
-        (r"gh[pousr]_[A-Za-z0-9]{36,251}", K::GithubToken, Check::Token { after: word }),
-        (r"github_pat_[A-Za-z0-9_]{22,251}", K::GithubToken, Check::Token { after: word }),
-        (r"xox[abpr]-[A-Za-z0-9\-]{10,251}", K::SlackToken, Check::Token { after: dash_word }),
-        (r"[sr]k_live_[A-Za-z0-9]{16,247}", K::StripeKey, Check::Token { after: word }),
-        (r"AIza[0-9A-Za-z_\-]{35}", K::GoogleApiKey, Check::Token { after: dash_word }),
-        (r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,250}", K::OpenAiKey, Check::OpenAi),
+        (
+            r"(?:AKIA|ASIA)[A-Z0-9]{16}",
+            K::AwsAccessKey,
+            Check::Token { after: alnum },
+        ),
+        (
+            r"gh[pousr]_[A-Za-z0-9]{36,251}",
+            K::GithubToken,
+            Check::Token { after: word },
+        ),
+        (
+            r"github_pat_[A-Za-z0-9_]{22,251}",
+            K::GithubToken,
+            Check::Token { after: word },
+        ),
+        (
+            r"xox[abpr]-[A-Za-z0-9\-]{10,251}",
+            K::SlackToken,
+            Check::Token { after: dash_word },
+        ),
+        (
+            r"[sr]k_live_[A-Za-z0-9]{16,247}",
+            K::StripeKey,
+            Check::Token { after: word },
+        ),
+        (
+            r"AIza[0-9A-Za-z_\-]{35}",
+            K::GoogleApiKey,
+            Check::Token { after: dash_word },
+        ),
+        (
+            r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,250}",
+            K::OpenAiKey,
+            Check::OpenAi,
+        ),
         (
             r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
             K::Jwt,
             Check::Jwt,
         ),
-        (r"(?i:bearer)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*", K::BearerToken, Check::Bearer),
+        (
+            r"(?i:bearer)[ \t]+[A-Za-z0-9\-._~+/]{16,}=*",
+            K::BearerToken,
+            Check::Bearer,
+        ),
     ];
     Group::build("prefixed token", patterns, Restart::MatchEnd)
 }

@@ -71,6 +71,8 @@ pub struct Scanner {
     classes: DataClasses,
     /// The class of each enabled kind; kinds not here are not reported.
     class_of: HashMap<DetectorKind, ClassLevel>,
+    /// The class of PEM private keys (parsed by hand, not by a family).
+    private_key: Option<ClassLevel>,
     tuning: Tuning,
     keyword_window: usize,
 }
@@ -81,31 +83,35 @@ impl Scanner {
     pub fn new(config: &DlpConfig) -> Result<Scanner, DlpError> {
         check_settings(config)?;
         let class_of = class_table(config)?;
-        let (keyworded, unkeyworded): (Vec<_>, Vec<_>) =
-            config.custom.iter().partition(|c| c.keywords.iter().any(|k| !k.is_empty()));
+        let (keyworded, unkeyworded): (Vec<_>, Vec<_>) = config
+            .custom
+            .iter()
+            .partition(|c| c.keywords.iter().any(|k| !k.is_empty()));
         let custom_keywords: Vec<Vec<String>> =
             keyworded.iter().map(|c| c.keywords.clone()).collect();
+        let with = |g: Group| g.with_classes(&class_of);
         let mut windowed = vec![
-            groups::numeric()?,
-            groups::email()?,
-            groups::ssn_near_keyword()?,
-            groups::date_of_birth()?,
-            groups::secret_near_keyword()?,
+            with(groups::numeric()?),
+            with(groups::email()?),
+            with(groups::ssn_near_keyword()?),
+            with(groups::date_of_birth()?),
+            with(groups::secret_near_keyword()?),
         ];
         for c in &keyworded {
-            windowed.push(Group::custom(&c.name, &c.pattern)?);
+            windowed.push(with(Group::custom(&c.name, &c.pattern)?));
         }
         let unanchored = unkeyworded
             .iter()
-            .map(|c| Group::custom(&c.name, &c.pattern))
+            .map(|c| Group::custom(&c.name, &c.pattern).map(with))
             .collect::<Result<_, _>>()?;
         Ok(Scanner {
             anchors: Anchors::build(&custom_keywords)?,
             windowed,
-            prefixed: groups::prefixed()?,
-            password: groups::password()?,
+            prefixed: with(groups::prefixed()?),
+            password: with(groups::password()?),
             unanchored,
             classes: config.classes.clone(),
+            private_key: class_of.get(&DetectorKind::PrivateKey).copied(),
             class_of,
             tuning: Tuning {
                 min_secret_len: config.min_secret_len,
@@ -113,6 +119,31 @@ impl Scanner {
             },
             keyword_window: config.keyword_window,
         })
+    }
+
+    #[doc(hidden)]
+    pub fn anchor_only(&self, text: &str) -> usize {
+        let mut n = 0;
+        let mut at = 0;
+        while at < text.len() {
+            let Some(hit) = self
+                .anchors
+                .ac
+                .find(aho_corasick::Input::new(text).span(at..text.len()))
+            else {
+                break;
+            };
+            n += 1;
+            at = digit_run_end(text, hit.end());
+        }
+        n
+    }
+
+    #[doc(hidden)]
+    pub fn anchor_pass_only(&self, text: &str) -> usize {
+        let mut pass = Pass::new(self, text);
+        pass.anchor_pass();
+        pass.candidates.len() + pass.windows.iter().map(|w| w.ranges().len()).sum::<usize>()
     }
 
     /// The class order detector classes refer to.
@@ -191,8 +222,7 @@ fn class_table(config: &DlpConfig) -> Result<HashMap<DetectorKind, ClassLevel>, 
         })
     };
     for name in config.detector_classes.keys().chain(&config.disabled) {
-        if DetectorKind::builtin(name).is_none() && !config.custom.iter().any(|c| &c.name == name)
-        {
+        if DetectorKind::builtin(name).is_none() && !config.custom.iter().any(|c| &c.name == name) {
             return Err(DlpError::UnknownDetector(name.clone()));
         }
     }
@@ -203,7 +233,9 @@ fn class_table(config: &DlpConfig) -> Result<HashMap<DetectorKind, ClassLevel>, 
         }
         let class = match config.detector_classes.get(kind.name()) {
             Some(c) => level(c, &format!("detector {kind}"))?,
-            None => classes.level(kind.default_class()).unwrap_or(classes.highest()),
+            None => classes
+                .level(kind.default_class())
+                .unwrap_or(classes.highest()),
         };
         table.insert(kind, class);
     }
@@ -254,7 +286,9 @@ impl<'s, 't> Pass<'s, 't> {
         Self {
             scanner,
             text,
-            windows: (0..scanner.windowed.len()).map(|_| Windows::default()).collect(),
+            windows: (0..scanner.windowed.len())
+                .map(|_| Windows::default())
+                .collect(),
             candidates: Vec::new(),
             password_until: 0,
             pem: pem::EndCache::default(),
@@ -293,15 +327,27 @@ impl<'s, 't> Pass<'s, 't> {
         match action {
             Action::Digit => {
                 let run = digit_run_end(self.text, end);
-                self.open(W_NUMERIC, start.saturating_sub(NUMERIC_REACH), run + NUMERIC_REACH);
+                self.open(
+                    W_NUMERIC,
+                    start.saturating_sub(NUMERIC_REACH),
+                    run + NUMERIC_REACH,
+                );
                 run
             }
             Action::At => {
-                self.open(W_EMAIL, start.saturating_sub(EMAIL_BEFORE), end + EMAIL_AFTER);
+                self.open(
+                    W_EMAIL,
+                    start.saturating_sub(EMAIL_BEFORE),
+                    end + EMAIL_AFTER,
+                );
                 end
             }
             Action::DoubleColon => {
-                self.open(W_NUMERIC, start.saturating_sub(NUMERIC_REACH), end + NUMERIC_REACH);
+                self.open(
+                    W_NUMERIC,
+                    start.saturating_sub(NUMERIC_REACH),
+                    end + NUMERIC_REACH,
+                );
                 end
             }
             Action::Pem => self.pem_block(start, end),
@@ -357,7 +403,8 @@ impl<'s, 't> Pass<'s, 't> {
         start: usize,
         end: usize,
     ) -> usize {
-        let exact = literal.is_none_or(|l| self.text.as_bytes().get(start..end) == Some(l.as_bytes()));
+        let exact =
+            literal.is_none_or(|l| self.text.as_bytes().get(start..end) == Some(l.as_bytes()));
         let glued = start
             .checked_sub(1)
             .and_then(|i| self.text.as_bytes().get(i))
@@ -382,9 +429,12 @@ impl<'s, 't> Pass<'s, 't> {
             .anchored(anchored);
         let m = group.re.search(&input)?;
         let spec = group.specs.get(m.pattern().as_usize())?;
-        match spec.check.run(self.text, m.start(), m.end(), self.scanner.tuning) {
+        match spec
+            .check
+            .run(self.text, m.start(), m.end(), self.scanner.tuning)
+        {
             Verdict::Value(start, end) => {
-                self.push((start, end), &spec.kind);
+                self.push((start, end), &spec.kind, spec.class);
                 Some(m.end())
             }
             Verdict::Consume(_) | Verdict::Reject => None,
@@ -394,7 +444,8 @@ impl<'s, 't> Pass<'s, 't> {
     fn pem_block(&mut self, start: usize, end: usize) -> usize {
         match pem::block(self.text, start, &mut self.pem) {
             Some(block_end) => {
-                self.push((start, block_end), &DetectorKind::PrivateKey);
+                let class = self.scanner.private_key;
+                self.push((start, block_end), &DetectorKind::PrivateKey, class);
                 block_end
             }
             None => end,
@@ -463,7 +514,7 @@ impl<'s, 't> Pass<'s, 't> {
         let spec = group.specs.get(pid)?;
         match spec.check.run(self.text, start, end, self.scanner.tuning) {
             Verdict::Value(s, e) => {
-                self.push((s, e), &spec.kind);
+                self.push((s, e), &spec.kind, spec.class);
                 Some(e)
             }
             Verdict::Consume(to) => Some(to),
@@ -471,12 +522,17 @@ impl<'s, 't> Pass<'s, 't> {
         }
     }
 
-    fn push(&mut self, (start, end): (usize, usize), kind: &DetectorKind) {
+    fn push(
+        &mut self,
+        (start, end): (usize, usize),
+        kind: &DetectorKind,
+        class: Option<ClassLevel>,
+    ) {
         let valid = start < end
+            && end <= self.text.len()
             && self.text.is_char_boundary(start)
-            && self.text.is_char_boundary(end)
-            && end <= self.text.len();
-        if let (true, Some(class)) = (valid, self.scanner.class_of(kind)) {
+            && self.text.is_char_boundary(end);
+        if let (true, Some(class)) = (valid, class) {
             self.candidates.push(Span {
                 start,
                 end,
@@ -540,16 +596,43 @@ pub(crate) fn floor_char(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// Settle overlaps: most sensitive class, then longest, then leftmost wins.
+/// Settle overlaps: most sensitive class, then longest, then leftmost wins. Candidates are
+/// sorted by position and cut into clusters of mutually reachable overlaps; almost every
+/// cluster is a single span.
 fn resolve(mut candidates: Vec<Span>) -> Vec<Span> {
-    candidates.sort_by(|a, b| {
+    candidates.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+    let mut out = Vec::with_capacity(candidates.len());
+    let mut cluster: Vec<Span> = Vec::new();
+    let mut cluster_end = 0;
+    for span in candidates {
+        if !cluster.is_empty() && span.start >= cluster_end {
+            settle(&mut cluster, &mut out);
+        }
+        cluster_end = if cluster.is_empty() {
+            span.end
+        } else {
+            cluster_end.max(span.end)
+        };
+        cluster.push(span);
+    }
+    settle(&mut cluster, &mut out);
+    out
+}
+
+/// Resolve one cluster of overlapping candidates into `out`, in position order.
+fn settle(cluster: &mut Vec<Span>, out: &mut Vec<Span>) {
+    if cluster.len() <= 1 {
+        out.append(cluster);
+        return;
+    }
+    cluster.sort_by(|a, b| {
         b.class
             .cmp(&a.class)
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });
     let mut taken: BTreeMap<usize, Span> = BTreeMap::new();
-    for span in candidates {
+    for span in cluster.drain(..) {
         let clash = taken
             .range(..span.end)
             .next_back()
@@ -558,7 +641,7 @@ fn resolve(mut candidates: Vec<Span>) -> Vec<Span> {
             taken.insert(span.start, span);
         }
     }
-    taken.into_values().collect()
+    out.extend(taken.into_values());
 }
 
 #[cfg(test)]

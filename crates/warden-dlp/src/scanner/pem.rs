@@ -55,9 +55,10 @@ fn base64_body_end(text: &str, from: usize) -> usize {
     let bytes = text.as_bytes();
     let mut i = from;
     while i - from < MAX_BLOCK
-        && bytes
-            .get(i)
-            .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\r' | b'\n' | b' ' | b'\t' | b'\\'))
+        && bytes.get(i).is_some_and(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'+' | b'/' | b'=' | b'\r' | b'\n' | b' ' | b'\t' | b'\\')
+        })
     {
         i += 1;
     }

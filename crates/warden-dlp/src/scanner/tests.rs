@@ -26,33 +26,71 @@ fn finds_nothing(text: &str) {
 
 #[test]
 fn emails() {
-    finds("write to john.smith+tag@mail.example.co.uk.", DetectorKind::Email, "john.smith+tag@mail.example.co.uk");
+    finds(
+        "write to john.smith+tag@mail.example.co.uk.",
+        DetectorKind::Email,
+        "john.smith+tag@mail.example.co.uk",
+    );
     finds_nothing("an @ sign alone, or foo@bar");
 }
 
 #[test]
 fn phones() {
-    for p in ["+1-415-555-0101", "+44 20 7946 0958", "(415) 555-0101", "415.555.0101", "+14155550101", "020 7946 0958", "01 23 45 67 89"] {
+    for p in [
+        "+1-415-555-0101",
+        "+44 20 7946 0958",
+        "(415) 555-0101",
+        "415.555.0101",
+        "+14155550101",
+        "020 7946 0958",
+        "01 23 45 67 89",
+    ] {
         finds(&format!("call {p} today"), DetectorKind::Phone, p);
     }
-    for not in ["order 4155550101", "on 2025-02-11 at noon", "id 12345678", "version 1.2.3", "ts 2025-02-11T10:20:30Z"] {
+    for not in [
+        "order 4155550101",
+        "on 2025-02-11 at noon",
+        "id 12345678",
+        "version 1.2.3",
+        "ts 2025-02-11T10:20:30Z",
+    ] {
         finds_nothing(not);
     }
 }
 
 #[test]
 fn cards() {
-    finds("card 4111 1111 1111 1111 exp", DetectorKind::PaymentCard, "4111 1111 1111 1111");
-    finds("amex 3782-822463-10005.", DetectorKind::PaymentCard, "3782-822463-10005");
-    finds("n=5555555555554444", DetectorKind::PaymentCard, "5555555555554444");
+    finds(
+        "card 4111 1111 1111 1111 exp",
+        DetectorKind::PaymentCard,
+        "4111 1111 1111 1111",
+    );
+    finds(
+        "amex 3782-822463-10005.",
+        DetectorKind::PaymentCard,
+        "3782-822463-10005",
+    );
+    finds(
+        "n=5555555555554444",
+        DetectorKind::PaymentCard,
+        "5555555555554444",
+    );
     finds_nothing("not a card 4111111111111112");
     finds_nothing("a long id 12345678901234567890123");
 }
 
 #[test]
 fn ibans() {
-    finds("pay DE89 3704 0044 0532 0130 00 now", DetectorKind::Iban, "DE89 3704 0044 0532 0130 00");
-    finds("IBAN:GB82WEST12345698765432", DetectorKind::Iban, "GB82WEST12345698765432");
+    finds(
+        "pay DE89 3704 0044 0532 0130 00 now",
+        DetectorKind::Iban,
+        "DE89 3704 0044 0532 0130 00",
+    );
+    finds(
+        "IBAN:GB82WEST12345698765432",
+        DetectorKind::Iban,
+        "GB82WEST12345698765432",
+    );
     finds_nothing("pay DE88 3704 0044 0532 0130 00 now");
 }
 
@@ -61,15 +99,27 @@ fn ssns() {
     finds("ssn 123-45-6789", DetectorKind::Ssn, "123-45-6789");
     finds("it is 123 45 6789 ok", DetectorKind::Ssn, "123 45 6789");
     finds("SSN: 123456789", DetectorKind::Ssn, "123456789");
-    finds("social security number is 234567890.", DetectorKind::Ssn, "234567890");
+    finds(
+        "social security number is 234567890.",
+        DetectorKind::Ssn,
+        "234567890",
+    );
     finds_nothing("order 123456789 shipped");
     finds_nothing("ssn 666-12-3456");
 }
 
 #[test]
 fn ip_addresses() {
-    finds("host 192.168.1.10 up", DetectorKind::IpAddress, "192.168.1.10");
-    finds("via 2001:db8::8a2e:370:7334.", DetectorKind::IpAddress, "2001:db8::8a2e:370:7334");
+    finds(
+        "host 192.168.1.10 up",
+        DetectorKind::IpAddress,
+        "192.168.1.10",
+    );
+    finds(
+        "via 2001:db8::8a2e:370:7334.",
+        DetectorKind::IpAddress,
+        "2001:db8::8a2e:370:7334",
+    );
     finds("loopback ::1 ok", DetectorKind::IpAddress, "::1");
     finds_nothing("lib 1.2.3.4.5 and 999.1.1.1 and 12:30:45");
 }
@@ -77,8 +127,16 @@ fn ip_addresses() {
 #[test]
 fn dates_of_birth_need_a_keyword() {
     finds("DOB: 1990-01-31", DetectorKind::DateOfBirth, "1990-01-31");
-    finds("born on March 5, 1990 in Ohio", DetectorKind::DateOfBirth, "March 5, 1990");
-    finds("\"date_of_birth\": \"31/01/1990\"", DetectorKind::DateOfBirth, "31/01/1990");
+    finds(
+        "born on March 5, 1990 in Ohio",
+        DetectorKind::DateOfBirth,
+        "March 5, 1990",
+    );
+    finds(
+        "\"date_of_birth\": \"31/01/1990\"",
+        DetectorKind::DateOfBirth,
+        "31/01/1990",
+    );
     finds_nothing("shipped 1990-01-31");
     finds_nothing("stubborn 1990-01-31");
 }
@@ -86,7 +144,11 @@ fn dates_of_birth_need_a_keyword() {
 #[test]
 fn private_keys() {
     let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
-    finds(&format!("here:\n{key}\nthanks"), DetectorKind::PrivateKey, key);
+    finds(
+        &format!("here:\n{key}\nthanks"),
+        DetectorKind::PrivateKey,
+        key,
+    );
 }
 
 #[test]
@@ -95,25 +157,43 @@ fn provider_tokens() {
     let cases = [
         (K::AwsAccessKey, "AKIAIOSFODNN7EXAMPLE"),
         (K::GithubToken, "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
-        (K::GithubToken, "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv"),
+        (
+            K::GithubToken,
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+        ),
         (K::SlackToken, "xoxb-123456789012-abcdefghijkl"),
         (K::StripeKey, "sk_live_51H8abcdefGHIJKLmnop"),
         (K::GoogleApiKey, "AIzaSyA1234567890abcdefghijklmnopqrstuv"),
         (K::OpenAiKey, "sk-proj-abc123DEF456ghi789JKL012"),
-        (K::Jwt, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        (
+            K::Jwt,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ),
     ];
     for (kind, token) in cases {
         finds(&format!("key={token} end"), kind, token);
     }
-    finds("Authorization: Bearer abcDEF123456ghiJKL789", K::BearerToken, "abcDEF123456ghiJKL789");
+    finds(
+        "Authorization: Bearer abcDEF123456ghiJKL789",
+        K::BearerToken,
+        "abcDEF123456ghiJKL789",
+    );
     finds_nothing("a task-based approach, skAKIAIOSFODNN7EXAMPLE, Bearer tokens are common");
 }
 
 #[test]
 fn keyword_secrets() {
-    finds("\"api_key\": \"a8f5f167f44f4964e6c998dee827110c\"", DetectorKind::GenericSecret, "a8f5f167f44f4964e6c998dee827110c");
+    finds(
+        "\"api_key\": \"a8f5f167f44f4964e6c998dee827110c\"",
+        DetectorKind::GenericSecret,
+        "a8f5f167f44f4964e6c998dee827110c",
+    );
     finds("password: hunter22", DetectorKind::Password, "hunter22");
-    finds("db_password=S3cr3t!xY9#qLm2Pz&x=1", DetectorKind::Password, "S3cr3t!xY9#qLm2Pz");
+    finds(
+        "db_password=S3cr3t!xY9#qLm2Pz&x=1",
+        DetectorKind::Password,
+        "S3cr3t!xY9#qLm2Pz",
+    );
     finds_nothing("the secret ingredient is internationalization");
     finds_nothing("reset your password using the link");
 }
@@ -148,8 +228,18 @@ fn custom_detectors_with_and_without_keywords() {
     };
     let s = Scanner::new(&config).unwrap();
     let text = "EMP-123456 works on PROJECT-ATLAS";
-    let found: Vec<_> = s.scan(text).into_iter().map(|s| (s.kind.to_string(), &text[s.start..s.end])).collect();
-    assert_eq!(found, vec![("employee_id".into(), "EMP-123456"), ("project".into(), "PROJECT-ATLAS")]);
+    let found: Vec<_> = s
+        .scan(text)
+        .into_iter()
+        .map(|s| (s.kind.to_string(), &text[s.start..s.end]))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("employee_id".into(), "EMP-123456"),
+            ("project".into(), "PROJECT-ATLAS")
+        ]
+    );
 }
 
 #[test]
@@ -158,12 +248,18 @@ fn bad_configs_are_typed_errors() {
         detector_classes: [("ssn".to_string(), "top-secret".to_string())].into(),
         ..DlpConfig::default()
     };
-    assert!(matches!(Scanner::new(&unknown_class), Err(DlpError::UnknownClass { .. })));
+    assert!(matches!(
+        Scanner::new(&unknown_class),
+        Err(DlpError::UnknownClass { .. })
+    ));
     let unknown_detector = DlpConfig {
         disabled: ["nope".to_string()].into(),
         ..DlpConfig::default()
     };
-    assert!(matches!(Scanner::new(&unknown_detector), Err(DlpError::UnknownDetector(_))));
+    assert!(matches!(
+        Scanner::new(&unknown_detector),
+        Err(DlpError::UnknownDetector(_))
+    ));
     let bad_regex = DlpConfig {
         custom: vec![crate::CustomDetector {
             name: "x".into(),
@@ -173,7 +269,10 @@ fn bad_configs_are_typed_errors() {
         }],
         ..DlpConfig::default()
     };
-    assert!(matches!(Scanner::new(&bad_regex), Err(DlpError::BadCustomDetector { .. })));
+    assert!(matches!(
+        Scanner::new(&bad_regex),
+        Err(DlpError::BadCustomDetector { .. })
+    ));
 }
 
 #[test]
@@ -193,7 +292,10 @@ fn disabled_detectors_and_class_overrides() {
 fn field_context_reaches_keyword_detectors() {
     let s = scanner();
     let spans = s.scan_field("ssn", "123456789");
-    assert_eq!((spans[0].start, spans[0].end, &spans[0].kind), (0, 9, &DetectorKind::Ssn));
+    assert_eq!(
+        (spans[0].start, spans[0].end, &spans[0].kind),
+        (0, 9, &DetectorKind::Ssn)
+    );
     assert!(s.scan("123456789").is_empty());
 }
 
@@ -201,6 +303,29 @@ fn field_context_reaches_keyword_detectors() {
 fn non_ascii_text_is_fine() {
     let text = "Grüße — 電話 +49 30 123456789 — 🎉 e-mail: jürgen@example.de, ünïcödé";
     let spans = scanner().scan(text);
-    assert!(spans.iter().all(|s| text.is_char_boundary(s.start) && text.is_char_boundary(s.end)));
+    assert!(
+        spans
+            .iter()
+            .all(|s| text.is_char_boundary(s.start) && text.is_char_boundary(s.end))
+    );
     assert!(spans.iter().any(|s| s.kind == DetectorKind::Phone));
+}
+
+#[test]
+fn resolution_settles_chains_of_overlaps() {
+    let span = |start, end, class| Span {
+        start,
+        end,
+        kind: DetectorKind::Phone,
+        class: ClassLevel(class),
+    };
+    let got = resolve(vec![
+        span(30, 50, 2),
+        span(0, 20, 2),
+        span(15, 35, 3),
+        span(60, 70, 1),
+        span(60, 70, 1),
+    ]);
+    let got: Vec<_> = got.iter().map(|s| (s.start, s.end)).collect();
+    assert_eq!(got, vec![(15, 35), (60, 70)]);
 }

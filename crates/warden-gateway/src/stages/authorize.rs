@@ -5,7 +5,7 @@ use chrono::Utc;
 use warden_policy::{AuthzRequest, TaskScope};
 
 use super::Stage;
-use crate::call::{Call, Flow, Refusal, StageError};
+use crate::call::{Call, Flow, Obligation, Refusal, StageError};
 use crate::gateway::Shared;
 use warden_core::Verdict;
 
@@ -24,20 +24,22 @@ impl Stage for Authorize {
         let tool = call.tool_info()?.clone();
         let task = call.principal.task.as_ref().map(|t| task_scope(shared, t));
         if let Some(grant) = &call.principal.task
-            && !grant.tools.iter().any(|t| t == tool.name.as_str()) {
-                call.event.verdict = Verdict::Deny;
-                call.event.policies = vec![TASK_SCOPE_POLICY.into()];
-                return Ok(Flow::Answer(Refusal::denied(
-                    format!(
-                        "task `{}` does not include tool `{}`",
-                        grant.task_id, tool.name
-                    ),
-                    vec![TASK_SCOPE_POLICY.into()],
-                )));
-            }
+            && !grant.tools.iter().any(|t| t == tool.name.as_str())
+        {
+            call.event.verdict = Verdict::Deny;
+            call.event.policies = vec![TASK_SCOPE_POLICY.into()];
+            return Ok(Flow::Answer(Refusal::denied(
+                format!(
+                    "task `{}` does not include tool `{}`",
+                    grant.task_id, tool.name
+                ),
+                vec![TASK_SCOPE_POLICY.into()],
+            )));
+        }
         let input = serde_json::Value::Object(std::mem::take(&mut call.input));
         let snapshot = shared.snapshot();
-        let decision = snapshot.bundle.authorize(&AuthzRequest {
+        let bundle = &snapshot.bundle;
+        let request = AuthzRequest {
             agent: &call.principal.agent,
             user: call.user.as_deref(),
             task: task.as_ref(),
@@ -46,22 +48,70 @@ impl Stage for Authorize {
             mode: call.mode,
             session: call.request.session.as_deref(),
             now: Utc::now(),
-        });
+        };
+        let decision = match &call.approved_by {
+            Some(approvers) => bundle.authorize_approved(&request, approvers),
+            None => bundle.authorize(&request),
+        };
+        // Denied only by `@approval` forbids, and allowed once approved: an obligation, not a deny.
+        let obligation = if decision.allowed || call.approved_by.is_some() {
+            None
+        } else {
+            approval_obligation(bundle, &decision.policies)
+                .filter(|_| bundle.authorize_approved(&request, &[]).allowed)
+        };
         if let serde_json::Value::Object(map) = input {
             call.input = map;
         }
         call.event.policies = decision.policies.clone();
+        call.event.approvers = call.approved_by.clone().unwrap_or_default();
+        call.event.verdict = if decision.allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
         if decision.allowed {
-            call.event.verdict = Verdict::Allow;
+            Ok(Flow::Continue)
+        } else if let Some(obligation) = obligation {
+            // The gate parks it, after the mode has had its say.
+            call.obligation = Some(obligation);
             Ok(Flow::Continue)
         } else {
-            call.event.verdict = Verdict::Deny;
             Ok(Flow::Answer(Refusal::denied(
                 decision.reason,
                 decision.policies,
             )))
         }
     }
+}
+
+/// The approval the deciding policies ask for, when every one of them is an `@approval` forbid:
+/// a plain forbid among them is a plain deny that no approval lifts.
+fn approval_obligation(
+    bundle: &warden_policy::PolicyBundle,
+    policies: &[String],
+) -> Option<Obligation> {
+    if policies.is_empty() {
+        return None;
+    }
+    let mut role = None;
+    let mut count = 1u32;
+    for id in policies {
+        let wanted = bundle.annotation(id, "approval")?;
+        if !wanted.is_empty() {
+            role.get_or_insert_with(|| wanted.to_owned());
+        }
+        let n = bundle
+            .annotation(id, "approvers")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(1);
+        count = count.max(n);
+    }
+    Some(Obligation {
+        role,
+        count,
+        policies: policies.to_vec(),
+    })
 }
 
 fn task_scope(shared: &Shared, grant: &warden_core::store::TaskGrant) -> TaskScope {

@@ -15,6 +15,12 @@ impl Stage for Execute {
     }
 
     async fn run(&self, shared: &Shared, call: &mut Call) -> Result<Flow, StageError> {
+        if call.obligation.is_some() {
+            // The gate parks every call with an unmet obligation; reaching here is a bug.
+            return Err(StageError::Internal(
+                "an approval obligation reached execute",
+            ));
+        }
         let tool = call.tool_info()?.clone();
         let upstream = call
             .target_upstream

@@ -66,6 +66,11 @@ impl Stage for Gate {
                 }
             },
         }
+        if let Some(obligation) = call.obligation.clone() {
+            let (refusal, approval_id) = crate::approvals::park(shared, call, &obligation).await?;
+            call.approval_id = Some(approval_id);
+            return Ok(Flow::Answer(refusal));
+        }
         Ok(Flow::Continue)
     }
 }

@@ -42,7 +42,11 @@ impl Stage for Identify {
         call.event.action = Some(tool.name.to_string());
         call.tool = Some(std::sync::Arc::new(tool.clone()));
 
-        if let Some(switch) = shared.switches.stopping(&call.principal.agent, tool.name.upstream()).await? {
+        if let Some(switch) = shared
+            .switches
+            .stopping(&call.principal.agent, tool.name.upstream())
+            .await?
+        {
             return Ok(Flow::Answer(Refusal::denied(
                 crate::switches::describe(&switch),
                 vec![crate::switches::KILL_SWITCH_POLICY.into()],
