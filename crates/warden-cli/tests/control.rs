@@ -383,3 +383,23 @@ async fn pending_approvals_survive_a_crash_and_expire_into_a_deny() {
     assert_eq!(code, 409, "expired means denied: {body}");
     let _ = a;
 }
+
+#[tokio::test]
+async fn a_suggest_mode_proposal_runs_only_when_an_operator_executes_it() {
+    let server = TestServer::quickstart(|c| c);
+    let drafter = server.create_key("drafting-bot");
+    let support = server.create_key("support-bot");
+    let mail = json!({"to": "c001@example.com", "subject": "Your refund", "body": "It is on its way."});
+    let (code, body) = call(&server.base, &drafter, "email.send", mail).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["outcome"], "proposed");
+    let id = body["approval_id"].as_str().expect("a proposal id").to_owned();
+    let outbox = |b: Value| b["result"]["structuredContent"]["messages"].as_array().map(Vec::len).unwrap_or(usize::MAX);
+    assert_eq!(outbox(call(&server.base, &support, "email.list_outbox", json!({})).await.1), 0, "nothing sent yet");
+
+    let a = Approvals { server: &server };
+    let (code, body) = a.vote(&server.admin_token, &id, "approve").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["execution"]["outcome"], "ok", "{body}");
+    assert_eq!(outbox(call(&server.base, &support, "email.list_outbox", json!({})).await.1), 1, "sent once executed");
+}

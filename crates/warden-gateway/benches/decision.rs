@@ -100,7 +100,7 @@ fn measured_input() -> Value {
         "amount": 125_000,
         "currency": "EUR",
         "reference": "Invoice 2024-00017 / order 88213 / supplier payment for March deliveries",
-        "memo": "Approved in the weekly supplier run; see ticket OPS-4411. ".repeat(9),
+        "memo": "Approved in the weekly supplier run; see ticket OPS-4411. ".repeat(13),
         "priority": 1,
         "tags": ["supplier", "monthly", "eu", "invoice"]
     })

@@ -35,6 +35,7 @@ pub async fn park(
     shared: &Shared,
     call: &Call,
     obligation: &Obligation,
+    kind: ApprovalKind,
 ) -> Result<(Refusal, String), StageError> {
     let tool = call.tool_info()?;
     let now = Utc::now();
@@ -42,7 +43,7 @@ pub async fn park(
         .unwrap_or(chrono::Duration::hours(1));
     let approval = Approval {
         id: format!("apr_{}", uuid::Uuid::now_v7().simple()),
-        kind: ApprovalKind::Approval,
+        kind,
         event_id: call.event.id.clone(),
         agent: call.principal.agent.clone(),
         user: call.user.clone(),
@@ -66,14 +67,24 @@ pub async fn park(
         Some(role) => format!("{} approver(s) with role `{role}`", approval.required_count),
         None => format!("{} approver(s)", approval.required_count),
     };
-    let refusal = Refusal {
-        kind: RefusalKind::Pending,
-        message: format!(
-            "pending approval {} by {who}, until {}; poll it with the `{STATUS_TOOL}` tool",
-            approval.id,
-            approval.expires_at.format("%Y-%m-%dT%H:%M:%SZ")
-        ),
-        policies: approval.policies.clone(),
+    let refusal = match kind {
+        ApprovalKind::Proposal => Refusal {
+            kind: RefusalKind::Proposed,
+            message: format!(
+                "agent `{}` is in suggest mode: the call to `{}` was recorded as proposal {}, not executed; an operator may execute it",
+                approval.agent, approval.tool, approval.id
+            ),
+            policies: approval.policies.clone(),
+        },
+        ApprovalKind::Approval => Refusal {
+            kind: RefusalKind::Pending,
+            message: format!(
+                "pending approval {} by {who}, until {}; poll it with the `{STATUS_TOOL}` tool",
+                approval.id,
+                approval.expires_at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            policies: approval.policies.clone(),
+        },
     };
     Ok((refusal, approval.id))
 }

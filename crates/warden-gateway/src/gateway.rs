@@ -7,8 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
-use warden_core::store::{
-    AgentKey, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch,
+use warden_core::store::{AgentKey, ApprovalKind, ApprovalStatus, VoteOutcome, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch,
     TaskGrant,
 };
 use warden_core::{
@@ -104,6 +103,14 @@ pub enum AdminError {
     Audit(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A recorded vote, and the execution it triggered (approving a proposal runs it).
+#[derive(Debug)]
+pub struct VoteResult {
+    pub approval: warden_core::store::Approval,
+    pub outcome: VoteOutcome,
+    pub execution: Option<CallResponse>,
 }
 
 /// What a kill switch stops.
@@ -298,13 +305,7 @@ impl Gateway {
         operator: &OperatorToken,
         approve: bool,
         reason: Option<String>,
-    ) -> Result<
-        (
-            warden_core::store::Approval,
-            warden_core::store::VoteOutcome,
-        ),
-        approvals::VoteError,
-    > {
+    ) -> Result<VoteResult, approvals::VoteError> {
         let action = format!(
             "approvals.{}:{id}",
             if approve { "approve" } else { "deny" }
@@ -327,12 +328,17 @@ impl Gateway {
             }
         }
         event.finished_at = Utc::now();
-        self.shared
-            .store
-            .append(&event)
-            .await
-            .map_err(approvals::VoteError::Store)?;
-        result
+        self.shared.store.append(&event).await.map_err(approvals::VoteError::Store)?;
+        let (approval, outcome) = result?;
+        // Approving a proposal is the operator executing it, now, as the agent.
+        let execution = if approval.kind == ApprovalKind::Proposal && outcome == VoteOutcome::Approved {
+            let principal = Principal { agent: approval.agent.clone(), key_id: None, task: None };
+            let request = status_request(&approval.id, Channel::Rest, approval.event_id.clone());
+            Some(self.approval_status(principal, request).await)
+        } else {
+            None
+        };
+        Ok(VoteResult { approval, outcome, execution })
     }
 
     /// Approval requests, newest first, optionally of one status.

@@ -446,9 +446,14 @@ pub async fn approval_action(
     let op = operator(&state, &headers, OperatorRole::Approver).await?;
     use warden_gateway::approvals::VoteError;
     match state.gateway.vote(&id, &op, approve, reason_of(body)).await {
-        Ok((approval, outcome)) => Ok(Json(
-            json!({ "approval_id": approval.id, "outcome": format!("{outcome:?}") }),
-        )
+        Ok(v) => Ok(Json(json!({
+            "approval_id": v.approval.id,
+            "outcome": format!("{:?}", v.outcome),
+            "execution": v.execution.map(|r| json!({
+                "event_id": r.event_id, "outcome": r.outcome.as_str(), "result": r.result,
+                "error": r.refusal.map(|f| f.message),
+            })),
+        }))
         .into_response()),
         Err(e) => {
             let (status, code) = match &e {

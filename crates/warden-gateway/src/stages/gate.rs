@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use warden_core::{Mode, RiskTier};
 
 use super::Stage;
-use crate::call::{Call, Flow, Refusal, RefusalKind, StageError};
+use crate::approvals;
+use crate::call::{Call, Flow, Obligation, Refusal, StageError};
+use warden_core::store::ApprovalKind;
 use crate::gateway::Shared;
 
 /// The id recorded when a mode, not a Cedar policy, stopped a call.
@@ -39,15 +41,13 @@ impl Stage for Gate {
                     vec![MODE_POLICY.into()],
                 )));
             }
+            // An operator executing a proposal has approved this exact call.
+            Mode::Suggest if call.approved_by.is_some() => call.target_upstream = Some(upstream),
             Mode::Suggest => {
-                return Ok(Flow::Answer(Refusal {
-                    kind: RefusalKind::Proposed,
-                    message: format!(
-                        "agent `{}` is in suggest mode: the call to `{}` was recorded as proposal {} for an operator to review",
-                        agent.id, tool.name, call.event.id
-                    ),
-                    policies: vec![MODE_POLICY.into()],
-                }));
+                let obligation = Obligation { role: None, count: 1, policies: vec![MODE_POLICY.into()] };
+                let (refusal, id) = approvals::park(shared, call, &obligation, ApprovalKind::Proposal).await?;
+                call.approval_id = Some(id);
+                return Ok(Flow::Answer(refusal));
             }
             Mode::Sandbox => match shared
                 .config
@@ -67,7 +67,7 @@ impl Stage for Gate {
             },
         }
         if let Some(obligation) = call.obligation.clone() {
-            let (refusal, approval_id) = crate::approvals::park(shared, call, &obligation).await?;
+            let (refusal, approval_id) = approvals::park(shared, call, &obligation, ApprovalKind::Approval).await?;
             call.approval_id = Some(approval_id);
             return Ok(Flow::Answer(refusal));
         }
