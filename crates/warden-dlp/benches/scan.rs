@@ -130,30 +130,6 @@ fn cpu_time_report() {
 }
 
 fn main() {
-    if std::env::var("ANCHOR_ONLY").is_ok() {
-        let scanner = Scanner::new(&DlpConfig::default()).expect("default config");
-        let text = clean_text(4 << 20);
-        for (name, f) in [
-            (
-                "ac",
-                &(|t: &str| scanner.anchor_only(t)) as &dyn Fn(&str) -> usize,
-            ),
-            ("pass", &|t: &str| scanner.anchor_pass_only(t)),
-            ("scan", &|t: &str| scanner.scan(t).len()),
-        ] {
-            let before = thread_cpu_ns().unwrap();
-            let mut n = 0;
-            for _ in 0..20 {
-                n += f(black_box(&text));
-            }
-            let after = thread_cpu_ns().unwrap();
-            println!(
-                "{name}: {:.0} MiB/s n={n}",
-                (text.len() * 20) as f64 / ((after - before) as f64 / 1e9) / 1048576.0
-            );
-        }
-        return;
-    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     cpu_time_report();

@@ -57,3 +57,22 @@ pub struct CustomDetector {
     #[serde(default)]
     pub keywords: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_reads_from_serde_with_defaults() {
+        let config: DlpConfig = serde_json::from_value(serde_json::json!({
+            "detector_classes": {"ip_address": "confidential"},
+            "custom": [{"name": "employee_id", "pattern": "EMP-\\d{6}", "class": "confidential",
+                        "keywords": ["emp-"]}]
+        }))
+        .expect("parses");
+        assert_eq!(config.min_secret_len, 16);
+        assert_eq!(config.custom[0].keywords, vec!["emp-".to_string()]);
+        let unknown = serde_json::from_value::<DlpConfig>(serde_json::json!({"nope": 1}));
+        assert!(unknown.is_err());
+    }
+}

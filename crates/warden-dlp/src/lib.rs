@@ -25,6 +25,43 @@
 //! anchors (or anchored at a prefix); then validators (Luhn, mod-97, SSN ranges, JWT header,
 //! entropy) decide. Work is linear in the text. Injection indicators use the same design.
 
+//!
+//! # From the gateway
+//!
+//! Build a [`Scanner`] once (with the policy bundle) and [`FieldRules`] per tool; then
+//! `minimize` calls [`inspect_arguments`] with the destination vendor's clearance and
+//! `inspect` calls [`inspect_call_tool_result`] with the agent's clearance (or its task's, if
+//! lower), putting [`Inspection::findings`] on the audit event and deciding on
+//! [`Inspection::injection_found`].
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use serde_json::json;
+//! use warden_core::DataClasses;
+//! use warden_dlp::{DlpConfig, FieldAction, FieldRules, Inspector, Scanner};
+//!
+//! let classes = DataClasses::default();
+//! let scanner = Scanner::new(&DlpConfig::default())?;
+//! let classify = BTreeMap::from([("result/ssn".to_string(), "regulated".to_string())]);
+//! let rules = FieldRules::new(&classify, &classes, "internal")?;
+//! let inspector = Inspector {
+//!     scanner: &scanner,
+//!     rules: &rules,
+//!     clearance: classes.level("internal").ok_or("no such class")?,
+//!     action: &FieldAction::Mask,
+//!     allowed_hosts: &[],
+//! };
+//! let mut result = json!({
+//!     "content": [{"type": "text", "text": "Card 4111 1111 1111 1111 on file."}],
+//!     "structuredContent": {"name": "Alice", "ssn": "123-45-6789"},
+//! });
+//! let inspection = warden_dlp::inspect_call_tool_result(&mut result, &inspector)?;
+//! assert_eq!(result["structuredContent"]["ssn"], "[REDACTED:regulated]");
+//! assert_eq!(result["content"][0]["text"], "Card [REDACTED:regulated] on file.");
+//! assert_eq!(inspection.findings().len(), 2); // field.regulated, dlp.payment_card
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 mod classify;
 mod config;
 mod error;

@@ -211,7 +211,7 @@ impl Run<'_, '_> {
             .keys()
             .filter_map(|k| {
                 let mut new = k.clone();
-                self.redact(k, &mut new).then(|| (k.clone(), new))
+                self.redact("", &mut new).then(|| (k.clone(), new))
             })
             .collect();
         for (old, new) in renames {

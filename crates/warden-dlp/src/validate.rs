@@ -45,7 +45,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 fn number(digits: &[u8]) -> u32 {
@@ -96,11 +96,24 @@ fn card_grouping(bytes: &[u8]) -> bool {
     fours || groups == [4, 6, 5] || groups == [4, 6, 4]
 }
 
-/// A payment card number: 13–19 digits, regular grouping, known prefix, Luhn-valid.
-pub(crate) fn card(text: &str, start: usize, end: usize) -> bool {
+/// A payment card number: 13–19 digits, regular grouping, known prefix, Luhn-valid. A match
+/// that ran on into a following number (`4111 1111 1111 1111 0`) is cut back group by group.
+pub(crate) fn card(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let bytes = bytes_of(text, start, end);
-    let d = digits(bytes);
-    (13..=19).contains(&d.len()) && card_grouping(bytes) && known_iin(&d) && luhn(&d)
+    let cuts = (1..bytes.len())
+        .rev()
+        .filter(|&i| matches!(bytes.get(i), Some(b' ' | b'-')));
+    for cut in std::iter::once(bytes.len()).chain(cuts) {
+        let head = bytes.get(..cut).unwrap_or_default();
+        let d = digits(head);
+        if d.len() < 13 {
+            return None;
+        }
+        if d.len() <= 19 && card_grouping(head) && known_iin(&d) && luhn(&d) {
+            return Some((start, start + cut));
+        }
+    }
+    None
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -285,13 +298,38 @@ pub(crate) fn ipv6(text: &str, start: usize, end: usize) -> bool {
         && s.parse::<Ipv6Addr>().is_ok()
 }
 
-/// A phone number: a plausible digit count, not glued to a longer number, not a date.
-pub(crate) fn phone(text: &str, start: usize, end: usize, min: usize, max: usize) -> bool {
+/// A phone number: a plausible digit count, not glued to a longer number, not a date. A
+/// match that ran on into the next number is cut back, group by group, to the longest prefix
+/// with a plausible digit count.
+pub(crate) fn phone(
+    text: &str,
+    start: usize,
+    end: usize,
+    min: usize,
+    max: usize,
+) -> Option<(usize, usize)> {
     let bytes = bytes_of(text, start, end);
-    let n = bytes.iter().filter(|b| b.is_ascii_digit()).count();
-    let glued = byte_before(text, start).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
-        || byte_at(text, end).is_some_and(|b| b.is_ascii_alphanumeric());
-    (min..=max).contains(&n) && !glued && !numeric_date(bytes)
+    if byte_before(text, start).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    let cuts = (1..bytes.len()).rev().filter(|&i| {
+        matches!(bytes.get(i), Some(b' ' | b'.' | b'-' | b'/'))
+            && bytes
+                .get(i - 1)
+                .is_some_and(|b| b.is_ascii_digit() || *b == b')')
+    });
+    for cut in std::iter::once(bytes.len()).chain(cuts) {
+        let head = bytes.get(..cut).unwrap_or_default();
+        let n = head.iter().filter(|b| b.is_ascii_digit()).count();
+        if n < min {
+            return None;
+        }
+        let glued = byte_at(text, start + cut).is_some_and(|b| b.is_ascii_alphanumeric());
+        if n <= max && !glued && !numeric_date(head) {
+            return Some((start, start + cut));
+        }
+    }
+    None
 }
 
 const MONTHS: [&str; 12] = [
@@ -409,7 +447,8 @@ fn char_classes(bytes: &[u8]) -> usize {
         + has(|b| !b.is_ascii_alphanumeric())
 }
 
-/// A generic secret: long enough, random-looking, mixing character classes, not a URL.
+/// A generic secret: long enough, random-looking, mixing character classes, not a path or
+/// the rest of a URL.
 pub(crate) fn high_entropy(
     text: &str,
     start: usize,
@@ -418,7 +457,10 @@ pub(crate) fn high_entropy(
     bits: f64,
 ) -> bool {
     let bytes = bytes_of(text, start, end);
+    let slashes = bytes.iter().filter(|&&b| b == b'/').count();
+    let path_like = bytes.first() == Some(&b'/') || (slashes >= 2 && bytes.contains(&b'.'));
     (min_len..=1024).contains(&bytes.len())
+        && !path_like
         && char_classes(bytes) >= 2
         && bytes.iter().any(u8::is_ascii_digit)
         && entropy(bytes) >= bits
@@ -488,14 +530,20 @@ mod tests {
         f(s, 0, s.len())
     }
 
+    fn card_ok(s: &str) -> bool {
+        card(s, 0, s.len()) == Some((0, s.len()))
+    }
+
     #[test]
     fn luhn_accepts_test_cards_and_rejects_a_changed_digit() {
-        assert!(whole(card, "4111111111111111"));
-        assert!(whole(card, "4111 1111 1111 1111"));
-        assert!(whole(card, "3782-822463-10005"));
-        assert!(!whole(card, "4111111111111112"));
-        assert!(!whole(card, "4111 11111 111 1111"));
-        assert!(!whole(card, "9111111111111111"));
+        assert!(card_ok("4111111111111111"));
+        assert!(card_ok("4111 1111 1111 1111"));
+        assert!(card_ok("3782-822463-10005"));
+        assert!(!card_ok("4111111111111112"));
+        assert!(!card_ok("4111 11111 111 1111"));
+        assert!(!card_ok("9111111111111111"));
+        let s = "4111 1111 1111 1111 0";
+        assert_eq!(card(s, 0, s.len()), Some((0, 19)));
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Check {
             Check::Accept => Verdict::Value(start, end),
             Check::Sink => Verdict::Consume(end),
             Check::Email => yes(validate::email(text, start, end)),
-            Check::Card => yes(validate::card(text, start, end)),
+            Check::Card => adjusted(validate::card(text, start, end)),
             Check::Iban => match validate::iban(text, start, end) {
                 Some((cut, true)) => Verdict::Value(start, cut),
                 // IBAN-shaped with a bad checksum: its digit groups are not phone numbers.
@@ -89,7 +89,7 @@ impl Check {
             Check::Ssn => yes(validate::ssn(text, start, end)),
             Check::Ipv4 => yes(validate::ipv4(text, start, end)),
             Check::Ipv6 => yes(validate::ipv6(text, start, end)),
-            Check::Phone { min, max } => yes(validate::phone(text, start, end, min, max)),
+            Check::Phone { min, max } => adjusted(validate::phone(text, start, end, min, max)),
             Check::Date => yes(validate::date(text, start, end)),
             Check::Jwt => yes(validate::jwt(text, start, end) && !text_byte(text, end, jwt_body)),
             Check::Token { after } => yes(!text_byte(text, end, after)),
@@ -256,7 +256,7 @@ pub(crate) fn numeric() -> Result<Group, DlpError> {
             Check::Sink,
         ),
         (
-            r"\+[1-9][0-9]{0,2}(?:[ .\-]?\(?[0-9]{1,5}\)?){1,6}",
+            r"\+[1-9][0-9]{0,2}(?:[ .\-]?\([0-9]{1,4}\))?(?:[ .\-]?[0-9]{1,5}){1,6}",
             K::Phone,
             Check::Phone { min: 8, max: 15 },
         ),
@@ -310,13 +310,11 @@ pub(crate) fn date_of_birth() -> Result<Group, DlpError> {
     Group::build("date of birth", patterns, Restart::NextWord)
 }
 
-/// Random-looking tokens, run only after secret keywords; the entropy check decides.
-pub(crate) fn secret_near_keyword() -> Result<Group, DlpError> {
-    let patterns: &[Pattern] = &[(
-        r"[A-Za-z0-9!#$%*+\-./=?@^_~|]+",
-        DetectorKind::GenericSecret,
-        Check::Secret,
-    )];
+/// Random-looking tokens of at least `min_len` bytes, run only after secret keywords; the
+/// entropy check decides.
+pub(crate) fn secret_near_keyword(min_len: usize) -> Result<Group, DlpError> {
+    let pattern = format!(r"[A-Za-z0-9!#$%*+\-./=?@^_~|]{{{min_len},}}");
+    let patterns: &[Pattern] = &[(&pattern, DetectorKind::GenericSecret, Check::Secret)];
     Group::build("generic secret", patterns, Restart::MatchEnd)
 }
 

@@ -13,9 +13,12 @@
 //! 4. **Resolution.** Overlapping candidates are settled: most sensitive class first, then
 //!    longest, then leftmost.
 //!
-//! Work is linear in the text: windows are bounded and merged, anchored searches start only
-//! where the byte before cannot continue the same token (so they never rescan one token), and
-//! PEM end markers are searched for once per text position.
+//! Windows are tight: the number-like words around a digit run (a window with too few
+//! digits, colons or dots for any numeric shape costs no regex search at all), the word around
+//! an `@`, a fixed reach around a keyword. Work is linear in the text: windows are merged and
+//! never rescanned, anchored searches start only where the byte before cannot continue the
+//! same token (so they never rescan one token), and PEM end markers are searched for once per
+//! text position.
 
 mod anchors;
 mod groups;
@@ -43,9 +46,6 @@ pub struct Span {
     pub class: ClassLevel,
 }
 
-/// How far around a digit run the numeric family looks (longest numeric shape, IPv6 with an
-/// embedded IPv4, is 45 bytes).
-const NUMERIC_REACH: usize = 48;
 /// How far before and after `@` an address may reach (RFC 5321 limits).
 const EMAIL_BEFORE: usize = 64;
 const EMAIL_AFTER: usize = 256;
@@ -95,7 +95,7 @@ impl Scanner {
             with(groups::email()?),
             with(groups::ssn_near_keyword()?),
             with(groups::date_of_birth()?),
-            with(groups::secret_near_keyword()?),
+            with(groups::secret_near_keyword(config.min_secret_len)?),
         ];
         for c in &keyworded {
             windowed.push(with(Group::custom(&c.name, &c.pattern)?));
@@ -119,31 +119,6 @@ impl Scanner {
             },
             keyword_window: config.keyword_window,
         })
-    }
-
-    #[doc(hidden)]
-    pub fn anchor_only(&self, text: &str) -> usize {
-        let mut n = 0;
-        let mut at = 0;
-        while at < text.len() {
-            let Some(hit) = self
-                .anchors
-                .ac
-                .find(aho_corasick::Input::new(text).span(at..text.len()))
-            else {
-                break;
-            };
-            n += 1;
-            at = digit_run_end(text, hit.end());
-        }
-        n
-    }
-
-    #[doc(hidden)]
-    pub fn anchor_pass_only(&self, text: &str) -> usize {
-        let mut pass = Pass::new(self, text);
-        pass.anchor_pass();
-        pass.candidates.len() + pass.windows.iter().map(|w| w.ranges().len()).sum::<usize>()
     }
 
     /// The class order detector classes refer to.
@@ -278,6 +253,10 @@ struct Pass<'s, 't> {
     candidates: Vec<Span>,
     /// Password values already matched end here; keywords inside them are not rerun.
     password_until: usize,
+    /// The numeric window reaches this far; digit runs before it are already covered.
+    numeric_until: usize,
+    /// The e-mail window reaches this far.
+    email_until: usize,
     pem: pem::EndCache,
 }
 
@@ -291,6 +270,8 @@ impl<'s, 't> Pass<'s, 't> {
                 .collect(),
             candidates: Vec::new(),
             password_until: 0,
+            numeric_until: 0,
+            email_until: 0,
             pem: pem::EndCache::default(),
         }
     }
@@ -327,27 +308,15 @@ impl<'s, 't> Pass<'s, 't> {
         match action {
             Action::Digit => {
                 let run = digit_run_end(self.text, end);
-                self.open(
-                    W_NUMERIC,
-                    start.saturating_sub(NUMERIC_REACH),
-                    run + NUMERIC_REACH,
-                );
+                self.numeric(start, run);
                 run
             }
             Action::At => {
-                self.open(
-                    W_EMAIL,
-                    start.saturating_sub(EMAIL_BEFORE),
-                    end + EMAIL_AFTER,
-                );
+                self.email(start, end);
                 end
             }
             Action::DoubleColon => {
-                self.open(
-                    W_NUMERIC,
-                    start.saturating_sub(NUMERIC_REACH),
-                    end + NUMERIC_REACH,
-                );
+                self.numeric(start, end);
                 end
             }
             Action::Pem => self.pem_block(start, end),
@@ -367,6 +336,33 @@ impl<'s, 't> Pass<'s, 't> {
                 end
             }
         }
+    }
+
+    /// Open a numeric window over the number-like words around `start..end` (once per
+    /// stretch of text: later digit runs inside an open window add nothing).
+    fn numeric(&mut self, start: usize, end: usize) {
+        if start < self.numeric_until {
+            return;
+        }
+        let (s, e) = numeric_words(self.text, start, end, self.numeric_until);
+        self.numeric_until = e;
+        self.open(W_NUMERIC, s, e);
+    }
+
+    /// Open an e-mail window over the word around an `@` (at most the longest local part
+    /// before it and the longest domain after it), never looking at a byte twice.
+    fn email(&mut self, start: usize, end: usize) {
+        let bytes = self.text.as_bytes();
+        let floor = start.saturating_sub(EMAIL_BEFORE).max(self.email_until);
+        let s = word_start(bytes, start, floor.min(start));
+        let limit = (end + EMAIL_AFTER).min(bytes.len());
+        let mut e = end.max(self.email_until);
+        while e < limit && bytes.get(e).is_some_and(|b| !b.is_ascii_whitespace()) {
+            e += 1;
+        }
+        let e = e.max(end);
+        self.email_until = self.email_until.max(e);
+        self.open(W_EMAIL, s, e);
     }
 
     fn open(&mut self, window: usize, start: usize, end: usize) {
@@ -456,9 +452,16 @@ impl<'s, 't> Pass<'s, 't> {
     fn windowed_pass(&mut self) {
         let scanner = self.scanner;
         let windows = std::mem::take(&mut self.windows);
-        for (group, ws) in scanner.windowed.iter().zip(&windows) {
+        for (i, (group, ws)) in scanner.windowed.iter().zip(&windows).enumerate() {
             for &(start, end) in ws.ranges() {
-                self.search_region(group, start, end);
+                let plausible = match i {
+                    W_NUMERIC => numeric_plausible(self.text, start, end),
+                    W_SECRET => has_digit(self.text, start, end),
+                    _ => true,
+                };
+                if plausible {
+                    self.search_region(group, start, end);
+                }
             }
         }
     }
@@ -543,6 +546,80 @@ impl<'s, 't> Pass<'s, 't> {
     }
 }
 
+/// The stretch of number-like words around `start..end`: the word holding it, widened over
+/// neighbouring words (one space apart) that hold a digit or are short upper-case groups
+/// (`GB82 WEST 1234 ...`). Every numeric shape (cards, IBANs, phones, SSNs, addresses) is
+/// made of such words, so a match touching `start..end` lies inside. Never looks back past
+/// `floor` (already covered).
+fn numeric_words(text: &str, start: usize, end: usize, floor: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let mut s = word_start(bytes, start, floor);
+    while s >= floor + 2 && bytes.get(s - 1) == Some(&b' ') {
+        let prev = word_start(bytes, s - 1, floor);
+        if prev == s - 1 || !number_like(bytes.get(prev..s - 1).unwrap_or_default()) {
+            break;
+        }
+        s = prev;
+    }
+    let mut e = word_end(bytes, end);
+    while bytes.get(e) == Some(&b' ') {
+        let next = word_end(bytes, e + 1);
+        if next == e + 1 || !number_like(bytes.get(e + 1..next).unwrap_or_default()) {
+            break;
+        }
+        e = next;
+    }
+    (s, e)
+}
+
+/// Whether a numeric window can hold any numeric shape at all: every one has at least seven
+/// digits (phones, cards, SSNs, IBANs), or two colons (IPv6), or three dots (IPv4). Most
+/// numbers in prose (`3`, `2024`, `12%`) fail this and cost no regex search.
+fn numeric_plausible(text: &str, start: usize, end: usize) -> bool {
+    let (mut digits, mut colons, mut dots) = (0, 0, 0);
+    for &b in text.as_bytes().get(start..end).unwrap_or_default() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b':' => colons += 1,
+            b'.' => dots += 1,
+            _ => {}
+        }
+        if digits >= 7 || colons >= 2 || dots >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Generic secrets must hold a digit (see `validate::high_entropy`).
+fn has_digit(text: &str, start: usize, end: usize) -> bool {
+    text.as_bytes()
+        .get(start..end)
+        .is_some_and(|b| b.iter().any(u8::is_ascii_digit))
+}
+
+fn word_start(bytes: &[u8], mut at: usize, floor: usize) -> usize {
+    while at > floor && bytes.get(at - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+        at -= 1;
+    }
+    at
+}
+
+fn word_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+fn number_like(word: &[u8]) -> bool {
+    word.iter().any(u8::is_ascii_digit)
+        || (word.len() <= 4
+            && word
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+}
+
 fn digit_run_end(text: &str, from: usize) -> usize {
     let bytes = text.as_bytes();
     let mut i = from;
@@ -601,38 +678,44 @@ pub(crate) fn floor_char(text: &str, mut at: usize) -> usize {
 /// cluster is a single span.
 fn resolve(mut candidates: Vec<Span>) -> Vec<Span> {
     candidates.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
-    let mut out = Vec::with_capacity(candidates.len());
-    let mut cluster: Vec<Span> = Vec::new();
-    let mut cluster_end = 0;
-    for span in candidates {
-        if !cluster.is_empty() && span.start >= cluster_end {
-            settle(&mut cluster, &mut out);
+    // Compacted in place: survivors are written to the front, in position order.
+    let mut kept = 0;
+    let mut i = 0;
+    while i < candidates.len() {
+        let mut j = i + 1;
+        let mut cluster_end = candidates.get(i).map_or(0, |s| s.end);
+        while let Some(next) = candidates.get(j).filter(|s| s.start < cluster_end) {
+            cluster_end = cluster_end.max(next.end);
+            j += 1;
         }
-        cluster_end = if cluster.is_empty() {
-            span.end
+        if j == i + 1 {
+            candidates.swap(kept, i);
+            kept += 1;
         } else {
-            cluster_end.max(span.end)
-        };
-        cluster.push(span);
+            for span in settle(candidates.get(i..j).unwrap_or_default()) {
+                if let Some(slot) = candidates.get_mut(kept) {
+                    *slot = span;
+                    kept += 1;
+                }
+            }
+        }
+        i = j;
     }
-    settle(&mut cluster, &mut out);
-    out
+    candidates.truncate(kept);
+    candidates
 }
 
-/// Resolve one cluster of overlapping candidates into `out`, in position order.
-fn settle(cluster: &mut Vec<Span>, out: &mut Vec<Span>) {
-    if cluster.len() <= 1 {
-        out.append(cluster);
-        return;
-    }
-    cluster.sort_by(|a, b| {
+/// The survivors of one cluster of overlapping candidates, in position order.
+fn settle(cluster: &[Span]) -> Vec<Span> {
+    let mut by_priority: Vec<&Span> = cluster.iter().collect();
+    by_priority.sort_by(|a, b| {
         b.class
             .cmp(&a.class)
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });
-    let mut taken: BTreeMap<usize, Span> = BTreeMap::new();
-    for span in cluster.drain(..) {
+    let mut taken: BTreeMap<usize, &Span> = BTreeMap::new();
+    for span in by_priority {
         let clash = taken
             .range(..span.end)
             .next_back()
@@ -641,7 +724,7 @@ fn settle(cluster: &mut Vec<Span>, out: &mut Vec<Span>) {
             taken.insert(span.start, span);
         }
     }
-    out.extend(taken.into_values());
+    taken.into_values().cloned().collect()
 }
 
 #[cfg(test)]

@@ -196,6 +196,9 @@ fn keyword_secrets() {
     );
     finds_nothing("the secret ingredient is internationalization");
     finds_nothing("reset your password using the link");
+    finds_nothing(
+        "a new secret from https://vault.example.com/v1/secret/data/app2 or vault.example.com/v1/kv/a9",
+    );
 }
 
 #[test]
@@ -328,4 +331,12 @@ fn resolution_settles_chains_of_overlaps() {
     ]);
     let got: Vec<_> = got.iter().map(|s| (s.start, s.end)).collect();
     assert_eq!(got, vec![(15, 35), (60, 70)]);
+}
+
+#[test]
+fn a_scanner_is_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Scanner>();
+    shareable::<crate::InjectionScanner>();
+    shareable::<crate::FieldRules>();
 }
