@@ -403,3 +403,37 @@ async fn a_suggest_mode_proposal_runs_only_when_an_operator_executes_it() {
     assert_eq!(body["execution"]["outcome"], "ok", "{body}");
     assert_eq!(outbox(call(&server.base, &support, "email.list_outbox", json!({})).await.1), 1, "sent once executed");
 }
+
+#[tokio::test]
+async fn rate_limits_and_budgets_deny_with_a_clear_reason() {
+    let server = TestServer::quickstart(|c| {
+        c.replacen(
+            "[[tools]]\nname = \"payments.list_refunds\"\nrisk = \"read\"",
+            "[[tools]]\nname = \"payments.list_refunds\"\nrisk = \"read\"\nlimits = [{ calls = 2, per_secs = 3600 }]",
+            1,
+        )
+        .replacen(
+            "[[tools]]\nname = \"payments.refund\"\nrisk = \"critical\"",
+            "[[tools]]\nname = \"payments.refund\"\nrisk = \"critical\"\nbudget = { argument = \"amount\", max = 3000, per_secs = 86400 }",
+            1,
+        )
+    });
+    let key = server.create_key("refund-bot");
+    for _ in 0..2 {
+        assert_eq!(call(&server.base, &key, "payments.list_refunds", json!({})).await.0, 200);
+    }
+    let (code, body) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(body["error"]["policies"], json!(["warden:rate-limit"]));
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 call(s) every 3600 s"), "{body}");
+
+    let refund = |amount: u64| json!({"amount": amount, "currency": "EUR", "customer_id": "C005"});
+    assert_eq!(call(&server.base, &key, "payments.refund", refund(1500)).await.0, 200);
+    assert_eq!(call(&server.base, &key, "payments.refund", refund(1000)).await.0, 200);
+    let (code, body) = call(&server.base, &key, "payments.refund", refund(1000)).await;
+    assert_eq!(code, 403, "2500 + 1000 is over the daily 3000: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("budget"), "{body}");
+    // The refused call did not use the budget up: 500 still fits exactly.
+    let (code, body) = call(&server.base, &key, "payments.refund", refund(500)).await;
+    assert_eq!(code, 200, "{body}");
+}

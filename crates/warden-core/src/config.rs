@@ -175,6 +175,46 @@ pub struct ToolConfig {
     pub classify: BTreeMap<String, String>,
     /// An input schema to use instead of the upstream's.
     pub input_schema: Option<serde_json::Value>,
+    /// Calls per window; counted only for calls that passed authorization.
+    pub limits: Vec<RateLimit>,
+    /// A cumulative budget over a numeric argument (e.g. total refunded per day).
+    pub budget: Option<Budget>,
+}
+
+/// Who a rate limit or budget is counted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitScope {
+    /// Each agent separately.
+    Agent,
+    /// Each user (calls without a user count under the agent).
+    User,
+    /// Everyone together.
+    Tool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub calls: u64,
+    pub per_secs: u64,
+    #[serde(default = "default_scope")]
+    pub by: LimitScope,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The numeric argument summed (top-level name).
+    pub argument: String,
+    pub max: f64,
+    pub per_secs: u64,
+    #[serde(default = "default_scope")]
+    pub by: LimitScope,
+}
+
+fn default_scope() -> LimitScope {
+    LimitScope::Agent
 }
 
 /// How to compensate a call.
@@ -600,6 +640,16 @@ impl Validator<'_> {
             self.check_unique(&mut seen, "tool", &t.name);
             let name = self.tool_name(&t.name, upstreams);
             let undo = t.undo.and_then(|u| self.undo(u, upstreams));
+            for l in &t.limits {
+                if l.calls == 0 || l.per_secs == 0 {
+                    self.error_at(t.name.span().start, "a rate limit needs `calls` and `per_secs` above 0");
+                }
+            }
+            if let Some(b) = &t.budget
+                && (b.per_secs == 0 || !(b.max.is_finite() && b.max >= 0.0))
+            {
+                self.error_at(t.name.span().start, "a budget needs `per_secs` above 0 and a finite `max` of 0 or more");
+            }
             let mut classify = BTreeMap::new();
             for (path, class) in t.classify {
                 if !(path.starts_with("input/") || path.starts_with("result/")) {
@@ -622,6 +672,8 @@ impl Validator<'_> {
                     undo,
                     classify,
                     input_schema: t.input_schema,
+                    limits: t.limits,
+                    budget: t.budget,
                 });
             }
         }
@@ -894,6 +946,9 @@ mod raw {
         #[serde(default)]
         pub classify: BTreeMap<String, Spanned<String>>,
         pub input_schema: Option<serde_json::Value>,
+        #[serde(default)]
+        pub limits: Vec<RateLimit>,
+        pub budget: Option<Budget>,
     }
 
     #[derive(Deserialize)]

@@ -13,6 +13,7 @@ pub mod call;
 pub mod digest;
 pub mod gateway;
 pub mod identity;
+pub mod limits;
 pub mod secrets;
 pub mod stages;
 pub mod switches;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use warden_core::{Mode, RiskTier};
 
 use super::Stage;
-use crate::approvals;
+use crate::{approvals, limits};
 use crate::call::{Call, Flow, Obligation, Refusal, StageError};
 use warden_core::store::ApprovalKind;
 use crate::gateway::Shared;
@@ -65,6 +65,14 @@ impl Stage for Gate {
                     )));
                 }
             },
+        }
+        if let Some(configured) = shared.config.tool(&tool.name)
+            && call.obligation.is_none()
+        {
+            let caller = limits::Caller { agent: &agent.id, user: call.user.as_deref() };
+            if let Some(refusal) = limits::check(shared.store.as_ref(), configured, &caller, &call.input, chrono::Utc::now()).await? {
+                return Ok(Flow::Answer(refusal));
+            }
         }
         if let Some(obligation) = call.obligation.clone() {
             let (refusal, approval_id) = approvals::park(shared, call, &obligation, ApprovalKind::Approval).await?;
