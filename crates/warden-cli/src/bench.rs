@@ -97,7 +97,7 @@ impl Phase {
         json!({
             "ok": self.ok(),
             "failures": self.failures,
-            "seconds": self.elapsed.as_secs_f64(),
+            "seconds": (self.elapsed.as_secs_f64() * 1e3).round() / 1e3,
             "calls_per_s": round1(self.calls_per_s()),
             "p50_us": micros(self.p50()),
             "p99_us": micros(self.p99()),
@@ -146,53 +146,66 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     ensure!(args.rate >= 1, "--rate must be at least 1 call per second");
     let servers = start_servers().await?;
+    let machine = Machine::probe(servers.dir.path());
     if !args.json {
-        print_header(&args, &servers);
+        print_header(&args, &servers, &machine);
     }
     let payload: Arc<str> = payload().into();
-    let direct = Arc::new(Target {
+    let (to_upstream, to_warden) = targets(&servers);
+    let direct = measure_path(&args, to_upstream, &payload).await?;
+    let warden = measure_path(&args, to_warden, &payload).await?;
+    let audited = count_audit_events(&servers, &warden).await;
+    servers.stop().await;
+    if args.json {
+        let report = report_json(&args, &machine, &direct, &warden, &audited);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&args, &direct, &warden, &audited);
+    }
+    verdict(&direct, &warden, audited)
+}
+
+/// The direct path (no key, the upstream's own tool name) and the path through Warden.
+fn targets(servers: &Servers) -> (Arc<Target>, Arc<Target>) {
+    let direct = Target {
         label: "direct",
         url: servers.upstream_url.clone(),
         key: None,
         tool: "echo",
         expect_warden_meta: false,
-    });
-    let warden = Arc::new(Target {
+    };
+    let warden = Target {
         label: "warden",
         url: servers.warden_url.clone(),
         key: Some(servers.key.clone()),
         tool: "echo.echo",
         expect_warden_meta: true,
-    });
-    let direct = measure_path(&args, direct, &payload).await?;
-    let warden_result = measure_path(&args, warden, &payload).await?;
-    let audited = count_audit_events(&servers, &warden_result).await;
-    servers.stop().await;
+    };
+    (Arc::new(direct), Arc::new(warden))
+}
 
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report_json(&args, &direct, &warden_result, &audited))?
-        );
-    } else {
-        print_report(&args, &direct, &warden_result, &audited);
-    }
-    let failures = direct.failures() + warden_result.failures();
+/// A run fails when any call failed or a successful call left no audit event.
+fn verdict(
+    direct: &PathResult,
+    warden: &PathResult,
+    audited: anyhow::Result<Audited>,
+) -> anyhow::Result<()> {
+    let failures = direct.failures() + warden.failures();
     if failures > 0 {
-        let first = warden_result
+        let first = warden
             .first_failure()
             .or(direct.first_failure())
             .unwrap_or("?");
         bail!(
             "{failures} calls failed (direct {}, warden {}); first failure: {first}",
             direct.failures(),
-            warden_result.failures()
+            warden.failures()
         );
     }
     let audited = audited?;
     ensure!(
         audited.committed >= audited.expected,
-        "the audit log holds {} successful tool-call events, but {} calls succeeded",
+        "the audit log holds {} successful tool-call events, but {} calls through Warden succeeded",
         audited.committed,
         audited.expected
     );
@@ -315,34 +328,57 @@ impl Servers {
     }
 }
 
-fn print_header(args: &BenchArgs, servers: &Servers) {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+/// What the figures depend on besides Warden: the cores, other load, the disk's fsync.
+struct Machine {
+    cores: usize,
+    load: Option<String>,
+    fsync: Option<Duration>,
+}
+
+impl Machine {
+    fn probe(dir: &std::path::Path) -> Self {
+        Self {
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+            fsync: probe_fsync(dir).ok(),
+        }
+    }
+}
+
+fn print_header(args: &BenchArgs, servers: &Servers, machine: &Machine) {
     println!(
         "Warden bench: tools/call with a {PAYLOAD_BYTES}-byte payload to the built-in echo server over Streamable HTTP,"
     );
     println!("directly and through Warden (policy check + durable SQLite audit commit per call).");
     println!(
         "{} concurrent callers, {} calls per measurement (+{} warm-up), fixed rate {} calls/s.",
-        args.concurrency, args.calls, args.warmup, args.rate
+        args.concurrency,
+        args.calls,
+        warmup_calls(args),
+        args.rate
     );
     println!(
-        "Note: the load generator, the gateway and the echo upstream all run in this process and share its {cores} CPU cores."
+        "Note: the load generator, the gateway and the echo upstream all run in this process and share its {} CPU cores.",
+        machine.cores
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    if let Some(load) = &machine.load {
         println!(
-            "Load average before the run: {} (other work on the machine skews the figures).",
-            load.join(" ")
+            "Load average before the run: {load} (other work on the machine skews the figures)."
         );
     }
-    let fsync = match probe_fsync(servers.dir.path()) {
-        Ok(d) => format!("{:.2} ms", ms(d)),
-        Err(e) => format!("unknown ({e})"),
-    };
+    let fsync = machine
+        .fsync
+        .map_or_else(|| "unknown".to_owned(), |d| format!("{:.2} ms", ms(d)));
     println!(
         "Audit log: {} (WAL, synchronous=FULL, group commit); fsync on this disk: p50 {fsync}.\n",
         servers.dir.path().join("bench.db").display()
     );
+}
+
+fn warmup_calls(args: &BenchArgs) -> usize {
+    args.warmup.max(args.concurrency)
 }
 
 /// The median time to make a 4 KB write durable in `dir`: the floor under a durable commit.
@@ -370,7 +406,7 @@ async fn measure_path(
     payload: &Arc<str>,
 ) -> anyhow::Result<PathResult> {
     let callers = connect_callers(&target, args.concurrency, payload).await?;
-    let (callers, warmup) = run_phase(callers, args.warmup.max(args.concurrency), None).await?;
+    let (callers, warmup) = run_phase(callers, warmup_calls(args), None).await?;
     let (callers, saturation) = run_phase(callers, args.calls, None).await?;
     let (callers, fixed_rate) = run_phase(callers, args.calls, Some(args.rate)).await?;
     for caller in callers {
@@ -619,6 +655,7 @@ fn print_report(
 
 fn report_json(
     args: &BenchArgs,
+    machine: &Machine,
     direct: &PathResult,
     warden: &PathResult,
     audited: &anyhow::Result<Audited>,
@@ -632,10 +669,12 @@ fn report_json(
     };
     let (added_p50, added_p99) = added(direct, warden);
     json!({
-        "cores": std::thread::available_parallelism().map_or(0, usize::from),
+        "cores": machine.cores,
+        "load_average": machine.load,
+        "fsync_p50_us": machine.fsync.map(micros),
         "concurrency": args.concurrency,
         "calls": args.calls,
-        "warmup": args.warmup.max(args.concurrency),
+        "warmup": warmup_calls(args),
         "payload_bytes": PAYLOAD_BYTES,
         "rate": args.rate,
         "direct": path(direct),

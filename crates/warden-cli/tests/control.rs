@@ -361,7 +361,6 @@ async fn pausing_the_agent_cancels_its_pending_approvals_and_stops_approved_ones
 async fn pending_approvals_survive_a_crash_and_expire_into_a_deny() {
     let mut server = TestServer::quickstart(|c| c.replace("ttl_secs = 3600", "ttl_secs = 4"));
     let key = server.create_key("refund-bot");
-    let a = Approvals { server: &server };
     let (_, body) = call(&server.base, &key, "payments.refund", big_refund()).await;
     let first = body["approval_id"].as_str().unwrap().to_owned();
     server.kill_and_restart();
@@ -381,7 +380,6 @@ async fn pending_approvals_survive_a_crash_and_expire_into_a_deny() {
     tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     let (code, body) = a.vote(&carol, &second, "approve").await;
     assert_eq!(code, 409, "expired means denied: {body}");
-    let _ = a;
 }
 
 #[tokio::test]
