@@ -201,6 +201,52 @@ impl LogVerifier {
         self
     }
 
+    /// Start after a verified prefix instead of at seq 0, for a log exported from a later
+    /// point: `note` is the signed checkpoint at the prefix's size and `nodes` its compact range
+    /// (as stored with it), which must fold to the signed root. Records are then pushed from
+    /// seq `size` on, and the checkpoint counts as verified. Call before anything else.
+    pub fn resume_at(
+        mut self,
+        note: &str,
+        key: &VerifierKey,
+        nodes: Vec<Hash>,
+    ) -> Result<Self, VerifyError> {
+        let cp = checkpoint::verify(note, key).map_err(|error| {
+            let claimed = checkpoint::claimed(note).map(|c| c.size);
+            bad_checkpoint(claimed.unwrap_or(0), claimed, error)
+        })?;
+        let range =
+            CompactRange::from_parts(cp.size, nodes).map_err(|_| VerifyError::RootMismatch {
+                index: 0,
+                size: cp.size,
+                signed: STANDARD.encode(cp.root),
+                computed: "(a malformed compact range)".to_owned(),
+            })?;
+        if range.root() != cp.root {
+            return Err(VerifyError::RootMismatch {
+                index: 0,
+                size: cp.size,
+                signed: STANDARD.encode(cp.root),
+                computed: STANDARD.encode(range.root()),
+            });
+        }
+        if let Some(origin) = &self.origin
+            && *origin != cp.origin
+        {
+            return Err(VerifyError::OriginChanged {
+                index: 0,
+                size: cp.size,
+                expected: origin.clone(),
+                found: cp.origin,
+            });
+        }
+        self.tree = range;
+        self.origin = Some(cp.origin);
+        self.covered = cp.size;
+        self.checkpoints_verified += 1;
+        Ok(self)
+    }
+
     /// Records accepted so far.
     pub fn size(&self) -> u64 {
         self.tree.size()

@@ -127,6 +127,50 @@ fn an_honest_log_verifies() {
 }
 
 #[test]
+fn a_log_resumes_after_a_signed_prefix() {
+    let (rows, notes) = build_log(30, &[12, 30].into());
+    let mut prefix = CompactRange::new();
+    for row in &rows[..12] {
+        prefix.push(row.leaf);
+    }
+    let verifier = key().verifier();
+    let mut v = LogVerifier::new()
+        .expect_origin(ORIGIN)
+        .resume_at(&notes[0].text, &verifier, prefix.nodes().to_vec())
+        .unwrap();
+    assert_eq!(v.size(), 12);
+    v.check_checkpoint(&notes[1].text, &verifier).unwrap();
+    for row in &rows[12..] {
+        v.push(row.seq, &row.canonical, Some(row.leaf)).unwrap();
+    }
+    let report = v.finish();
+    assert_eq!(report.first_bad, None);
+    assert_eq!(
+        (report.events_verified, report.checkpoints_verified),
+        (30, 2)
+    );
+
+    // Nodes that do not fold to the signed root, or another key, are refused.
+    let mut bad = prefix.nodes().to_vec();
+    bad[0][0] ^= 1;
+    let err = LogVerifier::new()
+        .resume_at(&notes[0].text, &verifier, bad)
+        .err();
+    assert!(
+        matches!(err, Some(VerifyError::RootMismatch { size: 12, .. })),
+        "{err:?}"
+    );
+    let other = SigningKey::from_seed(ORIGIN, [1; 32]).unwrap().verifier();
+    let err = LogVerifier::new()
+        .resume_at(&notes[0].text, &other, prefix.nodes().to_vec())
+        .err();
+    assert!(
+        matches!(err, Some(VerifyError::BadCheckpoint { index: 12, .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn hashes_only_mode_and_missing_leaf_hashes() {
     let (rows, notes) = build_log(10, &[10].into());
     let mut v = LogVerifier::new()

@@ -142,14 +142,14 @@ pub enum PolicyCommand {
 }
 
 /// A client for the server's operator API.
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
 impl Api {
-    fn from_args(args: &ServerArgs) -> anyhow::Result<Self> {
+    pub(crate) fn from_args(args: &ServerArgs) -> anyhow::Result<Self> {
         let config = Config::load(&args.config.config).ok();
         let base = match (&args.url, &config) {
             (Some(u), _) => u.trim_end_matches('/').to_owned(),
@@ -199,7 +199,7 @@ impl Api {
         Ok(body)
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }

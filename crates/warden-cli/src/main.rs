@@ -2,6 +2,7 @@
 //! administering, demonstrating and benchmarking it.
 
 mod admin;
+mod audit;
 mod bench;
 mod connect;
 mod demo;
@@ -96,9 +97,9 @@ enum Command {
     Freeze(admin::FreezeArgs),
     /// Lift the global freeze.
     Unfreeze(admin::FreezeArgs),
-    /// The audit log.
+    /// The audit log: tail, and the tamper-evident log's verify, export, checkpoint, prove.
     #[command(subcommand)]
-    Audit(admin::AuditCommand),
+    Audit(audit::AuditCommand),
     /// Policy tools.
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
@@ -136,7 +137,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Operators(cmd) => admin::operators(cmd).await,
         Command::Freeze(args) => admin::freeze(args, true).await,
         Command::Unfreeze(args) => admin::freeze(args, false).await,
-        Command::Audit(cmd) => admin::audit(cmd).await,
+        Command::Audit(cmd) => return audit::run(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
         Command::Bench(args) => bench::run(args).await,
     };

@@ -81,7 +81,9 @@ impl Catalog {
                 input_schema: configured
                     .and_then(|t| t.input_schema.clone())
                     .unwrap_or(d.input_schema),
-                output_schema: d.output_schema,
+                output_schema: configured
+                    .and_then(|t| t.output_schema.clone())
+                    .or(d.output_schema),
                 risk,
                 reversible,
                 annotations: d.annotations,

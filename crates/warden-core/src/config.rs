@@ -35,7 +35,140 @@ pub struct Config {
     pub users: Vec<User>,
     pub policy: PolicyConfig,
     pub approvals: ApprovalsConfig,
+    /// `[audit]`: the tamper-evident log's checkpoints.
+    pub audit: AuditConfig,
+    /// `[dlp]`: detectors, and what happens to data above a party's clearance.
+    pub dlp: DlpSettings,
     pub spans: SourceMap,
+}
+
+/// The built-in detectors of `warden-dlp`, by name (its tests check the two lists agree), so
+/// the config can name them in `[dlp] disabled`, `detector_classes` and a vendor's `receives`.
+pub const BUILTIN_DETECTORS: [&str; 18] = [
+    "email",
+    "phone",
+    "payment_card",
+    "iban",
+    "ssn",
+    "ip_address",
+    "date_of_birth",
+    "private_key",
+    "jwt",
+    "aws_access_key",
+    "github_token",
+    "slack_token",
+    "stripe_key",
+    "google_api_key",
+    "openai_key",
+    "bearer_token",
+    "password",
+    "generic_secret",
+];
+
+/// `[dlp]`: data protection. Arguments are checked against the destination vendor's clearance
+/// (`minimize`), results against the agent's (`inspect`).
+#[derive(Debug, Clone)]
+pub struct DlpSettings {
+    /// `[[dlp.detectors]]`: detectors defined by a pattern.
+    pub detectors: Vec<DetectorConfig>,
+    /// Names of detectors (built-in or custom) not to run.
+    pub disabled: Vec<String>,
+    /// Detector name to data class, overriding its default class.
+    pub detector_classes: BTreeMap<String, String>,
+    /// What happens when arguments hold data above the destination vendor's clearance.
+    pub on_vendor_excess: VendorExcess,
+    /// What happens to a result with prompt-injection indicators.
+    pub on_injection: InjectionAction,
+    /// Hosts (and their subdomains) that links and images in results may point to; a link
+    /// elsewhere is an injection indicator.
+    pub allowed_link_hosts: Vec<String>,
+    /// The largest upstream result passed on (canonical JSON bytes); default
+    /// `server.max_body_bytes`.
+    pub max_result_bytes: usize,
+}
+
+/// A detector from `[[dlp.detectors]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// Its name in findings (`dlp.<name>`).
+    pub name: String,
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    /// The data class of what it matches.
+    pub class: String,
+    /// When given, the pattern runs only near one of these words (cheap on large texts).
+    pub keywords: Vec<String>,
+}
+
+/// `[dlp] on_vendor_excess`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VendorExcess {
+    /// Rewrite what is above the vendor's clearance (per the tool's `on_excess`), then call.
+    #[default]
+    Redact,
+    /// Refuse the call (policy id `warden:vendor-clearance`).
+    Deny,
+}
+
+/// `[dlp] on_injection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectionAction {
+    /// Pass the result on, with a warning in `_meta.warden.warnings`.
+    Warn,
+    /// Replace the result's content by a notice naming the indicator kinds.
+    #[default]
+    Quarantine,
+    /// Withhold the result; the call is denied.
+    Deny,
+}
+
+/// A tool's `on_excess`: what happens to a field or value above the clearance of whoever
+/// receives it (the agent for results, the vendor for arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcessAction {
+    /// Remove it.
+    Drop,
+    /// Replace it by `[REDACTED:<class>]`.
+    #[default]
+    Mask,
+    /// Replace it by a keyed pseudonym (`pii_<hex>`), stable per deployment.
+    Pseudonym,
+}
+
+/// A tool's `output`: what happens to top-level fields of `structuredContent` that its output
+/// schema does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputCheck {
+    /// Remove them.
+    #[default]
+    DropUnexpected,
+    /// Fail the call (the result is withheld).
+    FailUnexpected,
+    /// Pass them on.
+    Allow,
+}
+
+/// `[audit]`: how the audit log's checkpoints are signed.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The log's name in its checkpoints (the C2SP origin line), also the name of a key
+    /// generated on first start. Default `warden.local/log`.
+    pub origin: String,
+    /// The checkpoint signing key (C2SP private key text), relative to the config's folder.
+    /// `None` means `<data_dir>/checkpoint.key`, created (mode 0600) on first start. The
+    /// `WARDEN_CHECKPOINT_KEY` environment variable, when set, takes precedence.
+    pub key_file: Option<PathBuf>,
+    /// The shortest time between two checkpoints while events arrive. Default 1 s.
+    pub checkpoint_interval: Duration,
+}
+
+impl AuditConfig {
+    /// The origin used when the config names none.
+    pub const DEFAULT_ORIGIN: &'static str = "warden.local/log";
 }
 
 /// How calls held for approval behave.
@@ -73,6 +206,9 @@ pub struct Vendor {
     pub name: String,
     pub cleared: String,
     pub region: Option<String>,
+    /// Detector kinds this vendor may receive whatever its clearance (an e-mail provider must
+    /// see the recipient's address); found in arguments, they are recorded, not redacted.
+    pub receives: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +315,15 @@ pub struct ToolConfig {
     pub limits: Vec<RateLimit>,
     /// A cumulative budget over a numeric argument (e.g. total refunded per day).
     pub budget: Option<Budget>,
+    /// What happens to fields and values above the receiver's clearance.
+    pub on_excess: ExcessAction,
+    /// When set, only these parts of a result reach the agent (`result/PATH`, `*` over arrays
+    /// and members).
+    pub projection: Option<Vec<String>>,
+    /// What happens to result fields the output schema does not declare.
+    pub output: OutputCheck,
+    /// An output schema to use instead of the upstream's.
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// Who a rate limit or budget is counted for.
@@ -383,7 +528,13 @@ impl Validator<'_> {
                 .unwrap_or_default(),
         };
 
-        let vendors = self.vendors(raw.vendors, &classes);
+        let custom_detectors: BTreeSet<String> = raw
+            .dlp
+            .detectors
+            .iter()
+            .map(|d| d.name.get_ref().clone())
+            .collect();
+        let vendors = self.vendors(raw.vendors, &classes, &custom_detectors);
         let roles = self.roles(raw.roles);
         let role_names: BTreeSet<String> = roles.iter().map(|r| r.name.clone()).collect();
         let upstreams = self.upstreams(raw.upstreams, &vendors);
@@ -397,6 +548,8 @@ impl Validator<'_> {
             shadow: raw.policy.shadow,
         };
         let approvals = self.approvals(raw.approvals);
+        let audit = self.audit(raw.audit);
+        let dlp = self.dlp(raw.dlp, &classes, server.max_body_bytes);
         let base_dir = self
             .path
             .parent()
@@ -424,6 +577,8 @@ impl Validator<'_> {
             users,
             policy,
             approvals,
+            audit,
+            dlp,
             spans: self.spans,
         };
         self.diags.into_result(config)
@@ -479,19 +634,134 @@ impl Validator<'_> {
         }
     }
 
-    fn vendors(&mut self, raw: Vec<raw::Vendor>, classes: &DataClasses) -> Vec<Vendor> {
+    fn vendors(
+        &mut self,
+        raw: Vec<raw::Vendor>,
+        classes: &DataClasses,
+        custom_detectors: &BTreeSet<String>,
+    ) -> Vec<Vendor> {
         let mut seen = BTreeSet::new();
         raw.into_iter()
             .map(|v| {
                 self.check_unique(&mut seen, "vendor", &v.name);
                 self.check_class(classes, &v.cleared);
+                for kind in &v.receives {
+                    self.check_detector(kind, custom_detectors);
+                }
                 Vendor {
                     name: v.name.into_inner(),
                     cleared: v.cleared.into_inner(),
                     region: v.region,
+                    receives: v.receives.into_iter().map(Spanned::into_inner).collect(),
                 }
             })
             .collect()
+    }
+
+    /// A detector name used somewhere: built in, or declared in `[[dlp.detectors]]`.
+    fn check_detector(&mut self, name: &Spanned<String>, custom: &BTreeSet<String>) {
+        let s = name.get_ref();
+        if !BUILTIN_DETECTORS.contains(&s.as_str()) && !custom.contains(s) {
+            self.error_at(name.span().start, format!("unknown detector `{s}`"))
+                .help = Some(format!(
+                "built-in detectors: {}; or declare it in [[dlp.detectors]]",
+                BUILTIN_DETECTORS.join(", ")
+            ));
+        }
+    }
+
+    fn dlp(&mut self, raw: raw::Dlp, classes: &DataClasses, max_body_bytes: usize) -> DlpSettings {
+        let mut seen = BTreeSet::new();
+        let mut detectors = Vec::with_capacity(raw.detectors.len());
+        for d in raw.detectors {
+            self.check_unique(&mut seen, "detector", &d.name);
+            self.check_ident("detector", &d.name, false);
+            if BUILTIN_DETECTORS.contains(&d.name.get_ref().as_str()) {
+                self.error_at(
+                    d.name.span().start,
+                    format!("`{}` is a built-in detector", d.name.get_ref()),
+                )
+                .help = Some(
+                    "give a custom detector its own name; change a built-in one's class with                      `[dlp] detector_classes`"
+                        .into(),
+                );
+            }
+            match regex_automata::meta::Regex::new(d.pattern.get_ref()) {
+                Ok(re) if re.is_match("") => {
+                    self.error_at(
+                        d.pattern.span().start,
+                        format!(
+                            "detector `{}`: the pattern matches the empty string",
+                            d.name.get_ref()
+                        ),
+                    )
+                    .help = Some("a detector must match at least one character".into());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.error_at(
+                        d.pattern.span().start,
+                        format!("detector `{}`: bad pattern: {e}", d.name.get_ref()),
+                    );
+                }
+            }
+            self.check_class(classes, &d.class);
+            if d.keywords.iter().any(|k| k.get_ref().trim().is_empty()) {
+                self.error_at(
+                    d.name.span().start,
+                    format!("detector `{}` has an empty keyword", d.name.get_ref()),
+                );
+            }
+            detectors.push(DetectorConfig {
+                name: d.name.into_inner(),
+                pattern: d.pattern.into_inner(),
+                class: d.class.into_inner(),
+                keywords: d.keywords.into_iter().map(Spanned::into_inner).collect(),
+            });
+        }
+        let custom: BTreeSet<String> = detectors.iter().map(|d| d.name.clone()).collect();
+        for name in &raw.disabled {
+            self.check_detector(name, &custom);
+        }
+        let mut detector_classes = BTreeMap::new();
+        for (name, class) in raw.detector_classes {
+            self.check_detector(&Spanned::new(class.span(), name.clone()), &custom);
+            self.check_class(classes, &class);
+            detector_classes.insert(name, class.into_inner());
+        }
+        for host in &raw.allowed_link_hosts {
+            let h = host.get_ref();
+            let bad = h.is_empty()
+                || h.chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | '@' | '?' | '#'));
+            if bad {
+                self.error_at(
+                    host.span().start,
+                    format!("`allowed_link_hosts` entry `{h}` is not a host name"),
+                )
+                .help = Some("a host such as \"docs.example.com\" (its subdomains are allowed too)".into());
+            }
+        }
+        if let Some(max) = &raw.max_result_bytes
+            && *max.get_ref() == 0
+        {
+            self.error_at(max.span().start, "`max_result_bytes` must be above 0");
+        }
+        DlpSettings {
+            detectors,
+            disabled: raw.disabled.into_iter().map(Spanned::into_inner).collect(),
+            detector_classes,
+            on_vendor_excess: raw.on_vendor_excess.unwrap_or_default(),
+            on_injection: raw.on_injection.unwrap_or_default(),
+            allowed_link_hosts: raw
+                .allowed_link_hosts
+                .into_iter()
+                .map(|h| h.into_inner().to_ascii_lowercase())
+                .collect(),
+            max_result_bytes: raw
+                .max_result_bytes
+                .map_or(max_body_bytes, Spanned::into_inner),
+        }
     }
 
     fn roles(&mut self, raw: Vec<raw::Role>) -> Vec<Role> {
@@ -661,6 +931,24 @@ impl Validator<'_> {
                 self.check_class(classes, &class);
                 classify.insert(path, class.into_inner());
             }
+            for path in t.projection.iter().flatten() {
+                let p = path.get_ref();
+                if !(p == "result" || p.starts_with("result/")) {
+                    self.error_at(
+                        path.span().start,
+                        format!("projection path `{p}` must start with `result/`"),
+                    )
+                    .help = Some("e.g. projection = [\"result/id\", \"result/items/*/name\"]".into());
+                }
+            }
+            if let Some(schema) = &t.output_schema
+                && !schema.get_ref().is_object()
+            {
+                self.error_at(
+                    schema.span().start,
+                    "`output_schema` must be a JSON Schema object (a table)",
+                );
+            }
             if let Some(name) = name {
                 self.spans
                     .record(format!("tools.{name}"), t.name.span().start);
@@ -674,6 +962,12 @@ impl Validator<'_> {
                     input_schema: t.input_schema,
                     limits: t.limits,
                     budget: t.budget,
+                    on_excess: t.on_excess.unwrap_or_default(),
+                    projection: t
+                        .projection
+                        .map(|p| p.into_iter().map(Spanned::into_inner).collect()),
+                    output: t.output.unwrap_or_default(),
+                    output_schema: t.output_schema.map(Spanned::into_inner),
                 });
             }
         }
@@ -811,6 +1105,36 @@ impl Validator<'_> {
         }
     }
 
+    fn audit(&mut self, raw: raw::Audit) -> AuditConfig {
+        if let Some(origin) = &raw.origin {
+            let s = origin.get_ref();
+            if s.is_empty()
+                || s.chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '+')
+            {
+                self.error_at(
+                    origin.span().start,
+                    format!("`origin` {s:?} is not a log name"),
+                )
+                .help = Some(
+                    "a non-empty name without spaces, control characters or '+', \
+                     e.g. \"warden.example.com/audit\""
+                        .into(),
+                );
+            }
+        }
+        AuditConfig {
+            origin: raw
+                .origin
+                .map(Spanned::into_inner)
+                .unwrap_or_else(|| AuditConfig::DEFAULT_ORIGIN.to_owned()),
+            key_file: raw.key_file,
+            checkpoint_interval: Duration::from_millis(
+                raw.checkpoint_interval_ms.unwrap_or(1000).max(10),
+            ),
+        }
+    }
+
     fn server(&mut self, raw: raw::Server) -> ServerConfig {
         if let Some(db) = &raw.database {
             let s = db.get_ref();
@@ -876,6 +1200,44 @@ mod raw {
         pub policy: Policy,
         #[serde(default)]
         pub approvals: Approvals,
+        #[serde(default)]
+        pub audit: Audit,
+        #[serde(default)]
+        pub dlp: Dlp,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Dlp {
+        #[serde(default)]
+        pub detectors: Vec<Detector>,
+        #[serde(default)]
+        pub disabled: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub detector_classes: BTreeMap<String, Spanned<String>>,
+        pub on_vendor_excess: Option<VendorExcess>,
+        pub on_injection: Option<InjectionAction>,
+        #[serde(default)]
+        pub allowed_link_hosts: Vec<Spanned<String>>,
+        pub max_result_bytes: Option<Spanned<usize>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Detector {
+        pub name: Spanned<String>,
+        pub pattern: Spanned<String>,
+        pub class: Spanned<String>,
+        #[serde(default)]
+        pub keywords: Vec<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Audit {
+        pub origin: Option<Spanned<String>>,
+        pub key_file: Option<PathBuf>,
+        pub checkpoint_interval_ms: Option<u64>,
     }
 
     #[derive(Deserialize, Default)]
@@ -914,6 +1276,8 @@ mod raw {
         pub name: Spanned<String>,
         pub cleared: Spanned<String>,
         pub region: Option<String>,
+        #[serde(default)]
+        pub receives: Vec<Spanned<String>>,
     }
 
     #[derive(Deserialize)]
@@ -949,6 +1313,10 @@ mod raw {
         #[serde(default)]
         pub limits: Vec<RateLimit>,
         pub budget: Option<Budget>,
+        pub on_excess: Option<ExcessAction>,
+        pub projection: Option<Vec<Spanned<String>>>,
+        pub output: Option<OutputCheck>,
+        pub output_schema: Option<Spanned<serde_json::Value>>,
     }
 
     #[derive(Deserialize)]
@@ -1133,6 +1501,105 @@ clearance = "internal"
     fn secrets_never_show_in_debug_output() {
         let s = SecretValue::Literal("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn dlp_settings_have_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.dlp.on_vendor_excess, VendorExcess::Redact);
+        assert_eq!(c.dlp.on_injection, InjectionAction::Quarantine);
+        assert_eq!(c.dlp.max_result_bytes, c.server.max_body_bytes);
+        let tool = &c.tools[0];
+        assert_eq!(tool.on_excess, ExcessAction::Mask);
+        assert_eq!(tool.output, OutputCheck::DropUnexpected);
+        assert!(tool.projection.is_none() && tool.output_schema.is_none());
+    }
+
+    const DLP: &str = r#"
+[dlp]
+on_vendor_excess = "deny"
+on_injection = "warn"
+allowed_link_hosts = ["Docs.Example.com"]
+max_result_bytes = 4096
+disabled = ["ip_address"]
+detector_classes = { email = "internal" }
+
+[[dlp.detectors]]
+name = "employee_id"
+pattern = 'EMP-\d{6}'
+class = "confidential"
+keywords = ["emp-"]
+"#;
+
+    #[test]
+    fn a_dlp_section_parses() {
+        let src = format!("{GOOD}{DLP}").replace(
+            "classify = { \"result/ssn\" = \"regulated\" }",
+            "classify = { \"result/ssn\" = \"regulated\" }\non_excess = \"pseudonym\"\nprojection = [\"result/id\"]\noutput = \"fail_unexpected\"\noutput_schema = { type = \"object\", properties = { id = { type = \"string\" } } }",
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(c.dlp.on_vendor_excess, VendorExcess::Deny);
+        assert_eq!(c.dlp.on_injection, InjectionAction::Warn);
+        assert_eq!(c.dlp.allowed_link_hosts, ["docs.example.com"]);
+        assert_eq!(c.dlp.max_result_bytes, 4096);
+        assert_eq!(c.dlp.detectors[0].keywords, ["emp-"]);
+        let tool = &c.tools[0];
+        assert_eq!(tool.on_excess, ExcessAction::Pseudonym);
+        assert_eq!(tool.projection.as_deref(), Some(&["result/id".to_owned()][..]));
+        assert_eq!(tool.output, OutputCheck::FailUnexpected);
+        assert!(tool.output_schema.as_ref().is_some_and(|s| s.is_object()));
+    }
+
+    /// The line (1-based) of the first line of `src` containing `needle`.
+    fn line_of(src: &str, needle: &str) -> usize {
+        src.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn dlp_mistakes_are_reported_at_their_line() {
+        for (from, to, needle, says) in [
+            ("pattern = 'EMP-\\d{6}'", "pattern = 'EMP-(\\d'", "EMP-(", "bad pattern"),
+            ("pattern = 'EMP-\\d{6}'", "pattern = '\\d*'", "pattern =", "empty string"),
+            ("disabled = [\"ip_address\"]", "disabled = [\"ip_adress\"]", "ip_adress", "unknown detector"),
+            ("class = \"confidential\"", "class = \"secret\"", "\"secret\"", "unknown data class"),
+            ("name = \"employee_id\"", "name = \"ssn\"", "name = \"ssn\"", "built-in"),
+            ("allowed_link_hosts = [\"Docs.Example.com\"]", "allowed_link_hosts = [\"https://x\"]", "https://x", "not a host"),
+            ("on_injection = \"warn\"", "on_injection = \"shout\"", "shout", "unknown variant"),
+        ] {
+            let src = format!("{GOOD}{DLP}").replace(from, to);
+            assert_ne!(src, format!("{GOOD}{DLP}"), "{from}");
+            let d = first_error(&src);
+            assert!(d.message.contains(says), "{to}: {d}");
+            assert_eq!(d.line, line_of(&src, needle), "{to}: {d}");
+        }
+    }
+
+    #[test]
+    fn tool_and_vendor_dlp_keys_are_checked() {
+        let src = GOOD.replace(
+            "cleared = \"restricted\"",
+            "cleared = \"restricted\"\nreceives = [\"emial\"]",
+        );
+        let d = first_error(&src);
+        assert!(d.message.contains("unknown detector `emial`"), "{d}");
+        assert_eq!(d.line, line_of(&src, "emial"));
+        let src = GOOD.replace(
+            "classify = { \"result/ssn\" = \"regulated\" }",
+            "projection = [\"id\"]",
+        );
+        let d = first_error(&src);
+        assert!(d.message.contains("must start with `result/`"), "{d}");
+        assert_eq!(d.line, line_of(&src, "projection"));
+        let src = GOOD.replace(
+            "classify = { \"result/ssn\" = \"regulated\" }",
+            "output_schema = \"object\"",
+        );
+        assert!(first_error(&src).message.contains("output_schema"));
+        let src = GOOD.replace(
+            "classify = { \"result/ssn\" = \"regulated\" }",
+            "on_excess = \"shred\"",
+        );
+        assert!(first_error(&src).message.contains("unknown variant"));
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub trait EventLog: Send + Sync {
     /// The newest events, newest first.
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError>;
+    /// The Merkle-log view of this store (leaf hashes, signed checkpoints), if it keeps one.
+    /// Lets code holding only an `Arc<dyn Store>` serve checkpoints and proofs.
+    fn audit_log(&self) -> Option<&dyn AuditLogStore> {
+        None
+    }
 }
 
 /// Agent keys, operator tokens and task grants.
@@ -403,6 +408,84 @@ pub trait ControlStore: Send + Sync {
     async fn usage(&self, key: &str, window_start: DateTime<Utc>) -> Result<Usage, StoreError>;
     /// Delete the windows that start before `before`; returns how many.
     async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// A SHA-256 hash as the audit log stores it: a leaf hash, an interior node or a root.
+pub type LogHash = [u8; 32];
+
+/// A signed checkpoint of the audit log, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The tree size the checkpoint covers: events with `seq < size`.
+    pub size: u64,
+    /// The tree root at `size` (a copy of the one in the signed note).
+    pub root: LogHash,
+    /// The C2SP signed note: origin, size, base64 root, blank line, signature lines.
+    pub note: String,
+    /// The compact range at `size` (one perfect-subtree root per set bit of `size`, largest
+    /// first), so a checkpointer can resume without re-reading every leaf hash.
+    pub nodes: Vec<LogHash>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The root of a perfect subtree of the audit log's Merkle tree: the `2^level` leaves
+/// `[index·2^level, (index+1)·2^level)`. Stored at a few levels so proofs over a large log read
+/// a handful of rows instead of every leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubtreeHash {
+    pub level: u32,
+    pub index: u64,
+    pub hash: LogHash,
+}
+
+/// One stored event as the Merkle log sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLeaf {
+    /// Position in the log: the leaf index.
+    pub seq: u64,
+    /// The canonical event bytes the leaf commits to (`warden-event-v1`).
+    pub canonical: Vec<u8>,
+    pub leaf_hash: LogHash,
+}
+
+/// The tamper-evident side of the audit log: leaf hashes, stored subtree hashes and signed
+/// checkpoints. The events themselves are appended through [`EventLog::append`], which stores
+/// each event's canonical bytes and leaf hash in the same transaction.
+#[async_trait]
+pub trait AuditLogStore: Send + Sync {
+    /// The number of committed events: the current tree size.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+    /// The leaf hashes of events `from <= seq < to`, in order. A missing or malformed hash is
+    /// [`StoreError::Corrupt`]; fewer rows than asked (the log is shorter) is
+    /// [`StoreError::NotFound`].
+    async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<LogHash>, StoreError>;
+    /// One event's leaf (seq, canonical bytes, leaf hash) by event id.
+    async fn leaf_of_event(&self, id: &str) -> Result<Option<LogLeaf>, StoreError>;
+    /// Stored subtree hashes at `level` with `from <= index < to`, in index order; fewer than
+    /// asked when some are not stored (yet).
+    async fn subtree_hashes(
+        &self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<LogHash>, StoreError>;
+    /// Store a checkpoint and the subtree hashes completed up to it, in one transaction.
+    /// Returns `false` if a checkpoint of that size already existed (another replica wrote
+    /// it; the stored one is kept). Subtree hashes already stored are kept.
+    async fn insert_checkpoint(
+        &self,
+        checkpoint: &StoredCheckpoint,
+        subtrees: &[SubtreeHash],
+    ) -> Result<bool, StoreError>;
+    /// The checkpoint with the largest size.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// The checkpoint of exactly `size` leaves.
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Every checkpoint, smallest size first.
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+    /// Fill in the canonical bytes and leaf hash of events stored before the log kept them
+    /// (derived from their JSON body); returns how many rows were filled.
+    async fn backfill_leaves(&self) -> Result<u64, StoreError>;
 }
 
 /// Everything the gateway needs from persistence.

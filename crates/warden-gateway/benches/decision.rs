@@ -219,6 +219,8 @@ impl Fixture {
             mode: agent.mode,
             session: None,
             now: Utc::now(),
+            classes: &[],
+            findings: &[],
         });
         decision.allowed
     }

@@ -73,6 +73,8 @@ pub struct Call {
     pub obligation: Option<Obligation>,
     /// The approval request this call was parked as.
     pub approval_id: Option<String>,
+    /// What the arguments hold (classes, detector kinds), found before authorization.
+    pub data: Option<crate::protection::ArgumentData>,
 }
 
 /// A human approval that policy requires: `@approval("ROLE")` (and `@approvers("N")`) on the
@@ -100,6 +102,7 @@ impl Call {
             approved_by: None,
             obligation: None,
             approval_id: None,
+            data: None,
         }
     }
 
@@ -192,6 +195,8 @@ pub enum StageError {
     Upstream(#[from] warden_upstream::UpstreamError),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    #[error(transparent)]
+    Protection(#[from] crate::protection::ProtectionError),
 }
 
 /// The gateway's answer to one call.

@@ -28,11 +28,26 @@ impl Digester {
 
     /// Hex HMAC-SHA256 of the value's canonical JSON form.
     pub fn digest(&self, value: &Value) -> String {
+        self.digest_sized(value).0
+    }
+
+    /// The digest and the length in bytes of the canonical form it covers (the same length as
+    /// compact JSON): one serialization gives both, so a size limit costs nothing extra.
+    pub fn digest_sized(&self, value: &Value) -> (String, usize) {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         let mut buf = Vec::with_capacity(256);
         write_canonical(value, &mut buf);
         mac.update(&buf);
-        hex::encode(mac.finalize().into_bytes())
+        (hex::encode(mac.finalize().into_bytes()), buf.len())
+    }
+
+    /// A key for another purpose (`label`), derived from the digest key by HMAC, so the one
+    /// secret in the data dir keys both while neither reveals the other.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(b"warden derived key v1\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -93,6 +108,23 @@ mod tests {
             Digester::new([1; 32]).digest(&v),
             Digester::new([2; 32]).digest(&v)
         );
+    }
+
+    #[test]
+    fn the_sized_digest_counts_the_compact_json_bytes() {
+        let d = Digester::new([7; 32]);
+        let v = json!({"b": [1, "x"], "a": {"c": null}});
+        let (digest, len) = d.digest_sized(&v);
+        assert_eq!(digest, d.digest(&v));
+        assert_eq!(len, serde_json::to_vec(&v).unwrap().len());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_from_the_digest_key() {
+        let d = Digester::new([7; 32]);
+        assert_ne!(d.derive_key("pseudonym"), d.derive_key("other"));
+        assert_ne!(d.derive_key("pseudonym"), [7; 32]);
+        assert_eq!(d.derive_key("pseudonym"), Digester::new([7; 32]).derive_key("pseudonym"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::call::{
 };
 use crate::digest::Digester;
 use crate::identity::{AuthError, Authenticator};
+use crate::protection::{self, Protection};
 use crate::secrets::{self, NewSecret, SecretKind};
 use crate::stages::{self, Stage};
 use crate::switches::Switches;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub digester: Digester,
     pub switches: Switches,
+    /// Detectors and field rules (`[dlp]`, tools' `classify`), built once.
+    pub protection: Protection,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
@@ -156,11 +159,17 @@ impl Gateway {
             .map(|a| (a.id.clone(), Arc::new(a.clone())))
             .collect();
         let auth = Authenticator::new(parts.store.clone());
+        let digester = Digester::new(parts.digest_key);
+        let protection = Protection::new(
+            &parts.config,
+            &digester.derive_key(protection::PSEUDONYM_KEY_LABEL),
+        );
         let shared = Shared {
             config: parts.config,
             upstreams: parts.upstreams,
             store: parts.store.clone(),
-            digester: Digester::new(parts.digest_key),
+            digester,
+            protection,
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),

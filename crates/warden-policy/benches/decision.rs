@@ -125,6 +125,8 @@ fn bench_authorize(c: &mut Criterion) {
             mode: Mode::Execute,
             session: None,
             now: Utc::now(),
+            classes: &[],
+            findings: &[],
         };
         assert!(
             bundle.authorize(&req).allowed,

@@ -34,6 +34,12 @@ pub struct AuthzRequest<'a> {
     pub mode: Mode,
     pub session: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// Data classes present in the arguments (`context.classes`): names from `[classes] order`.
+    /// `context.class_level` is the rank of the most sensitive (an unknown name ranks highest).
+    /// Empty (`&[]`) when the caller classified nothing.
+    pub classes: &'a [String],
+    /// Finding kinds in the arguments (`context.findings`), e.g. `dlp.payment_card`.
+    pub findings: &'a [String],
 }
 
 /// The outcome of a decision.
@@ -293,6 +299,12 @@ impl PolicyBundle {
                 RestrictedExpression::new_bool(approval.is_some()),
             ),
             ("approvers".to_owned(), string_set(approvers)),
+            ("classes".to_owned(), string_set(req.classes)),
+            (
+                "class_level".to_owned(),
+                RestrictedExpression::new_long(self.class_level(req.classes)),
+            ),
+            ("findings".to_owned(), string_set(req.findings)),
         ]);
         if let Some(session) = req.session {
             pairs.push((
@@ -311,7 +323,15 @@ impl PolicyBundle {
         mode: Mode,
     ) -> Result<Context, ContextError> {
         let mut pairs = self.common_context(user, task, mode)?;
-        for unknown in ["input", "time", "approved", "approvers"] {
+        for unknown in [
+            "input",
+            "time",
+            "approved",
+            "approvers",
+            "classes",
+            "class_level",
+            "findings",
+        ] {
             pairs.push((
                 unknown.to_owned(),
                 RestrictedExpression::new_unknown(unknown),
@@ -342,6 +362,21 @@ impl PolicyBundle {
             pairs.push(("task".to_owned(), self.task_record(task)?));
         }
         Ok(pairs)
+    }
+
+    /// The rank of the most sensitive of `classes`; 0 for none; the highest rank for a name
+    /// that is not a class (fail closed).
+    fn class_level(&self, classes: &[String]) -> i64 {
+        classes
+            .iter()
+            .map(|c| {
+                self.entities
+                    .classes
+                    .level(c)
+                    .map_or(self.entities.highest_class, |l| i64::from(l.0))
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     fn task_record(&self, task: &TaskScope) -> Result<RestrictedExpression, ContextError> {
@@ -486,6 +521,8 @@ mod tests {
             tools: vec!["crm.update_customer".into()],
             max_clearance: Some(1),
         };
+        let classes = ["regulated".to_owned(), "internal".to_owned()];
+        let findings = ["dlp.payment_card".to_owned()];
         let full = AuthzRequest {
             agent: "support-bot",
             user: Some("alice"),
@@ -495,11 +532,15 @@ mod tests {
             mode: Mode::Sandbox,
             session: Some("s"),
             now: fixture::noon(),
+            classes: &classes,
+            findings: &findings,
         };
         let minimal = AuthzRequest {
             user: None,
             task: None,
             session: None,
+            classes: &[],
+            findings: &[],
             ..full
         };
         let approvers = ["carol".to_owned()];

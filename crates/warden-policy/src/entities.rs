@@ -99,7 +99,7 @@ impl StaticEntities {
             push(upstream_entity(config, &upstream));
         }
         for tool in catalog.iter() {
-            push(tool_entity(tool));
+            push(tool_entity(config, tool));
         }
         if !diags.is_empty() {
             return Err(diags);
@@ -195,13 +195,23 @@ fn agent_entity(
         .map_err(|e| format!("agent `{}`: {e}", agent.id))
 }
 
-/// An upstream the catalog names but the config does not is untrusted and cleared for nothing.
-fn upstream_entity(config: &Config, name: &str) -> Result<Entity, String> {
-    let configured = config.upstream(name);
-    let vendor = configured.map(|u| u.vendor.clone()).unwrap_or_default();
+/// An upstream's vendor and the rank of its clearance. An upstream the catalog names but the
+/// config does not has no vendor and is cleared for nothing.
+fn vendor_of(config: &Config, upstream: &str) -> (String, i64) {
+    let vendor = config
+        .upstream(upstream)
+        .map(|u| u.vendor.clone())
+        .unwrap_or_default();
     let clearance = config
         .vendor(&vendor)
         .map_or(0, |v| class_rank(&config.classes, &v.cleared));
+    (vendor, clearance)
+}
+
+/// An upstream the catalog names but the config does not is untrusted and cleared for nothing.
+fn upstream_entity(config: &Config, name: &str) -> Result<Entity, String> {
+    let configured = config.upstream(name);
+    let (vendor, clearance) = vendor_of(config, name);
     let attrs = HashMap::from([
         (
             "vendor".to_owned(),
@@ -220,8 +230,14 @@ fn upstream_entity(config: &Config, name: &str) -> Result<Entity, String> {
         .map_err(|e| format!("upstream `{name}`: {e}"))
 }
 
-fn tool_entity(tool: &ToolInfo) -> Result<Entity, String> {
+fn tool_entity(config: &Config, tool: &ToolInfo) -> Result<Entity, String> {
+    let (vendor, vendor_clearance) = vendor_of(config, tool.name.upstream());
     let attrs = HashMap::from([
+        ("vendor".to_owned(), RestrictedExpression::new_string(vendor)),
+        (
+            "vendor_clearance".to_owned(),
+            RestrictedExpression::new_long(vendor_clearance),
+        ),
         (
             "name".to_owned(),
             RestrictedExpression::new_string(tool.name.to_string()),

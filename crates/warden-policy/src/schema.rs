@@ -229,7 +229,10 @@ namespace Warden {
     risk: String,
     // read = 0, low = 1, high = 2, critical = 3
     risk_level: Long,
-    reversible: Bool
+    reversible: Bool,
+    // the vendor of the tool's upstream, and the rank of the most sensitive class it may receive
+    vendor: String,
+    vendor_clearance: Long
   };
 
   // UTC; weekday: Monday = 1 ... Sunday = 7
@@ -292,7 +295,12 @@ fn write_tool_action(out: &mut String, name: &ToolName, risk: RiskTier, input: &
         "      task?: Task,\n",
         "      session?: String,\n",
         "      approved: Bool,\n",
-        "      approvers: Set<String>\n",
+        "      approvers: Set<String>,\n",
+        "      // data classes in the arguments (fields and detected values), the rank of the\n",
+        "      // most sensitive, and what detectors found (e.g. \"dlp.payment_card\")\n",
+        "      classes: Set<String>,\n",
+        "      class_level: Long,\n",
+        "      findings: Set<String>\n",
         "    }\n",
         "  };\n"
     ));

@@ -11,7 +11,9 @@
 //! policies = ["support-read"]    # optional: the deciding policy ids, in any order
 //! # optional: mode (default: the agent's), session, time (RFC 3339; default a fixed Wednesday
 //! # 12:00 UTC, so results do not depend on when tests run), approvers (re-authorize as approved),
-//! # task = { id = "t1", tools = ["crm.get_customer"], max_clearance = "internal" }
+//! # task = { id = "t1", tools = ["crm.get_customer"], max_clearance = "internal" },
+//! # classes = ["regulated"] and findings = ["dlp.payment_card"] (what the gateway's detectors
+//! # would find in `input`; default none)
 //! ```
 //!
 //! `approval` expects a deny whose deciding policies all carry `@approval(...)` (the call would
@@ -128,6 +130,10 @@ struct RawCase {
     time: Option<Spanned<String>>,
     approvers: Option<Vec<String>>,
     task: Option<RawTask>,
+    #[serde(default)]
+    classes: Vec<Spanned<String>>,
+    #[serde(default)]
+    findings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +160,8 @@ struct Case {
     now: DateTime<Utc>,
     approvers: Option<Vec<String>>,
     task: Option<TaskScope>,
+    classes: Vec<String>,
+    findings: Vec<String>,
 }
 
 /// Run every case of a test file. Problems with the file itself (syntax, an agent, user, tool or
@@ -246,6 +254,14 @@ fn check_case(
             max_clearance,
         }
     });
+    for class in &raw.classes {
+        if bundle.entities.classes.level(class.get_ref()).is_none() {
+            error_at(
+                class.span(),
+                format!("unknown data class `{}`", class.get_ref()),
+            );
+        }
+    }
     if diags.len() > before {
         return None;
     }
@@ -264,6 +280,8 @@ fn check_case(
         task,
         now,
         tool,
+        classes: raw.classes.into_iter().map(Spanned::into_inner).collect(),
+        findings: raw.findings,
     })
 }
 
@@ -277,6 +295,8 @@ fn run_case(bundle: &PolicyBundle, case: &Case) -> CaseOutcome {
         mode: case.mode,
         session: case.session.as_deref(),
         now: case.now,
+        classes: &case.classes,
+        findings: &case.findings,
     };
     let approvers = case.approvers.as_deref();
     // An approval case decides first without approval; its approvers are for the re-check.

@@ -132,6 +132,50 @@ expect = "approval"
 }
 
 #[test]
+fn cases_may_give_the_data_classes_and_findings_of_their_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = r#"
+        @id("mail") permit(principal, action == Warden::Action::"email.send", resource);
+        @id("no-regulated-to-mailco") forbid(principal, action, resource)
+        when { context.classes.contains("regulated") && resource.vendor == "mailco" };
+    "#;
+    let b = bundle_of(&[("p.cedar", policies)]).unwrap();
+    let file = write(
+        &dir,
+        "t.toml",
+        r#"
+[[case]]
+name = "plain mail goes out"
+agent = "support-bot"
+tool = "email.send"
+input = { to = "a@example.com", subject = "s", body = "hello" }
+expect = "allow"
+
+[[case]]
+name = "a card number does not"
+agent = "support-bot"
+tool = "email.send"
+input = { to = "a@example.com", subject = "s", body = "4111 1111 1111 1111" }
+classes = ["internal", "regulated"]
+findings = ["dlp.payment_card"]
+expect = "deny"
+policies = ["no-regulated-to-mailco"]
+"#,
+    );
+    let report = run_policy_tests(&b, &file).unwrap_or_else(|d| panic!("{d}"));
+    assert!(report.all_passed(), "{report}");
+
+    let bad = write(
+        &dir,
+        "bad.toml",
+        "[[case]]\nname = \"x\"\nagent = \"support-bot\"\ntool = \"email.send\"\nexpect = \"deny\"\nclasses = [\"secret\"]\n",
+    );
+    let err = run_policy_tests(&b, &bad).unwrap_err();
+    assert!(err.to_string().contains("unknown data class `secret`"), "{err}");
+    assert_eq!(err.0[0].line, 6, "{err}");
+}
+
+#[test]
 fn a_case_naming_an_unknown_agent_or_tool_is_an_error_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

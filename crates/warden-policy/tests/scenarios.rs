@@ -442,6 +442,8 @@ fn an_approval_obligation_denies_until_approved_and_its_annotation_is_reachable(
         mode: Mode::Execute,
         session: None,
         now: noon(),
+        classes: &[],
+        findings: &[],
     };
     let pending = b.authorize(&req);
     assert_eq!(pending.policies, ["big-refund-approval"]);
@@ -584,6 +586,8 @@ fn context_carries_mode_user_task_session_and_time() {
         mode: Mode::Suggest,
         session: Some("s-1"),
         now: noon(),
+        classes: &[],
+        findings: &[],
     };
     let d = b.authorize(&req);
     assert!(d.allowed, "{}", d.reason);
@@ -637,4 +641,65 @@ fn the_schema_text_parses_back_and_names_every_tool() {
     ));
     assert!(text.contains("\"credit-limit\"?: decimal"));
     assert!(cedar_policy::Schema::from_cedarschema_str(text).is_ok());
+}
+
+#[test]
+fn policies_see_the_data_classes_and_findings_of_the_arguments_and_the_vendor() {
+    let text = r#"
+        @id("mail") permit(principal, action == Warden::Action::"email.send", resource);
+        @id("no-regulated-to-mailco")
+        forbid(principal, action, resource)
+        when { context.classes.contains("regulated") && resource.vendor == "mailco" };
+        @id("no-cards")
+        forbid(principal, action, resource) when { context.findings.contains("dlp.payment_card") };
+        @id("within-vendor-clearance")
+        forbid(principal, action, resource) when { context.class_level > resource.vendor_clearance }
+        unless { context.classes.isEmpty() };
+    "#;
+    let b = bundle_of(&[("p.cedar", text)]).unwrap_or_else(|d| panic!("{d}"));
+    let tool: ToolName = "email.send".parse().unwrap();
+    let input = json!({"to": "a@example.com", "subject": "s", "body": "b"});
+    let decide = |classes: &[&str], findings: &[&str]| {
+        let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+        let findings: Vec<String> = findings.iter().map(|c| c.to_string()).collect();
+        b.authorize(&AuthzRequest {
+            agent: "support-bot",
+            user: None,
+            task: None,
+            tool: &tool,
+            input: &input,
+            mode: Mode::Execute,
+            session: None,
+            now: noon(),
+            classes: &classes,
+            findings: &findings,
+        })
+    };
+    assert!(decide(&[], &[]).allowed);
+    assert!(decide(&["internal"], &[]).allowed, "mailco is cleared for internal");
+    let regulated = decide(&["internal", "regulated"], &[]);
+    let mut policies = regulated.policies.clone();
+    policies.sort();
+    assert_eq!(policies, ["no-regulated-to-mailco", "within-vendor-clearance"]);
+    assert_eq!(decide(&[], &["dlp.payment_card"]).policies, ["no-cards"]);
+    assert_eq!(
+        decide(&["confidential"], &[]).policies,
+        ["within-vendor-clearance"]
+    );
+    assert!(
+        !decide(&["no-such-class"], &[]).allowed,
+        "an unknown class ranks highest"
+    );
+    assert!(
+        may_list(&b, "support-bot", None, "email.send"),
+        "classes are unknown when listing"
+    );
+}
+
+#[test]
+fn a_policy_on_data_classes_must_use_them_as_declared() {
+    let text = r#"forbid(principal, action, resource) when { context.classes == "regulated" };"#;
+    assert!(bundle_of(&[("p.cedar", text)]).is_err());
+    let text = r#"forbid(principal, action, resource) when { resource.vendor_clearance == "internal" };"#;
+    assert!(bundle_of(&[("p.cedar", text)]).is_err());
 }

@@ -23,6 +23,8 @@ pub enum StartError {
     DataDir(#[from] DataDirError),
     #[error("store: {0}")]
     Store(#[from] warden_core::store::StoreError),
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::checkpointer::CheckpointerError),
     #[error("{0}")]
     Other(String),
 }
@@ -127,6 +129,8 @@ pub struct Assembled {
     pub data_dir: DataDir,
     /// Set when this start created the bootstrap admin token.
     pub bootstrap_token: Option<std::path::PathBuf>,
+    /// Signs the audit log's checkpoints.
+    pub checkpointer: Arc<crate::checkpointer::Checkpointer>,
 }
 
 /// Build the whole gateway from a validated config.
@@ -134,6 +138,7 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
     let config = Arc::new(config);
     let data_dir = DataDir::open(&config.resolve_path(&config.server.data_dir))?;
     let digest_key = data_dir.digest_key()?;
+    let checkpoint_key = crate::checkpointer::load_signing_key(&config)?;
     let store = warden_store::open_warden_store(
         &config.database_url(),
         warden_store::StoreOptions {
@@ -142,6 +147,15 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         },
     )
     .await?;
+    let checkpointer = Arc::new(
+        crate::checkpointer::Checkpointer::start(
+            store.clone(),
+            checkpoint_key,
+            config.audit.origin.clone(),
+            config.audit.checkpoint_interval,
+        )
+        .await?,
+    );
     let upstreams = UpstreamPool::start(
         &config.upstreams,
         &config.base_dir,
@@ -164,6 +178,7 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         store,
         data_dir,
         bootstrap_token,
+        checkpointer,
     })
 }
 
@@ -190,9 +205,11 @@ impl From<Diagnostic> for StartError {
 }
 
 impl Assembled {
-    /// Stop upstreams and flush the audit writer: called once the server has stopped serving.
+    /// Stop upstreams, sign a last audit checkpoint and flush the audit writer: called once
+    /// the server has stopped serving.
     pub async fn shutdown(&self) {
         self.gateway.shared().upstreams.close().await;
+        self.checkpointer.shutdown().await;
         self.store.close().await;
     }
 }

@@ -497,3 +497,85 @@ pub async fn create_operator(
                         "note": "this token is shown once; Warden stores only its hash" });
     Ok((StatusCode::CREATED, Json(reply)).into_response())
 }
+
+/// The store's Merkle-log view, or 501 if this store keeps none.
+fn audit_log(
+    store: &std::sync::Arc<dyn warden_core::store::Store>,
+) -> Result<&dyn warden_core::store::AuditLogStore, ApiError> {
+    store.audit_log().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_supported",
+            "this store keeps no tamper-evident log",
+        )
+    })
+}
+
+impl From<crate::checkpointer::ProofError> for ApiError {
+    fn from(e: crate::checkpointer::ProofError) -> Self {
+        use crate::checkpointer::ProofError as P;
+        let (status, code) = match &e {
+            P::UnknownEvent(_) | P::UnknownCheckpoint(_) => (StatusCode::NOT_FOUND, "not_found"),
+            P::NoCheckpoint | P::NotCovered { .. } => (StatusCode::CONFLICT, "not_covered"),
+            P::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            P::Inconsistent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inconsistent_log"),
+            P::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        };
+        if matches!(e, P::Inconsistent(_)) {
+            tracing::error!(error = %e, "the stored Merkle tree disagrees with a signed checkpoint");
+        }
+        Self::new(status, code, e.to_string())
+    }
+}
+
+/// `GET /v1/audit/checkpoint`: the latest signed checkpoint (auditors).
+pub async fn audit_checkpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Auditor).await?;
+    let store = state.gateway.shared().store.clone();
+    let log = audit_log(&store)?;
+    let cp = crate::checkpointer::latest(log).await?;
+    Ok(Json(json!({
+        "origin": cp.note.lines().next(),
+        "size": cp.size,
+        "root": cp.root,
+        "note": cp.note,
+        "created_at": cp.created_at,
+    })))
+}
+
+/// `GET /v1/audit/proof/{event_id}`: the event's inclusion proof against the latest checkpoint.
+pub async fn audit_proof(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Auditor).await?;
+    let store = state.gateway.shared().store.clone();
+    let log = audit_log(&store)?;
+    let proof = crate::checkpointer::prove_event(log, &id).await?;
+    Ok(Json(json!(proof)))
+}
+
+#[derive(Deserialize)]
+pub struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+/// `GET /v1/audit/consistency?from=N&to=M`: the consistency proof between two checkpoints.
+pub async fn audit_consistency(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Auditor).await?;
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let store = state.gateway.shared().store.clone();
+    let log = audit_log(&store)?;
+    let proof = crate::checkpointer::prove_consistency(log, q.from, q.to).await?;
+    Ok(Json(json!(proof)))
+}

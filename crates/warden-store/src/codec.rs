@@ -5,6 +5,10 @@ use serde::Serialize;
 use warden_core::event::AuditEvent;
 use warden_core::store::StoreError;
 
+use warden_audit::canonical::canonical_bytes;
+use warden_audit::merkle::leaf_hash;
+use warden_core::store::LogHash;
+
 use crate::StoredEvent;
 use crate::error::{corrupt, seq_from_db};
 
@@ -23,8 +27,12 @@ pub(crate) struct EventRow {
     pub action: Option<String>,
     pub verdict: String,
     pub outcome: String,
-    /// The whole event as JSON.
+    /// The whole event as JSON (a convenience copy; `canonical` is what the log commits to).
     pub body: String,
+    /// The canonical event bytes (`warden-event-v1`): the Merkle leaf's data.
+    pub canonical: Vec<u8>,
+    /// `SHA-256(0x00 || canonical)`.
+    pub leaf_hash: LogHash,
 }
 
 impl EventRow {
@@ -32,6 +40,8 @@ impl EventRow {
         let body = serde_json::to_string(event).map_err(|e| {
             StoreError::Database(format!("encoding event {} as JSON: {e}", event.id))
         })?;
+        let canonical = canonical_bytes(event);
+        let leaf_hash = leaf_hash(&canonical);
         Ok(Self {
             id: event.id.clone(),
             correlation_id: event.correlation_id.clone(),
@@ -46,8 +56,50 @@ impl EventRow {
             verdict: event.verdict.as_str().to_owned(),
             outcome: event.outcome.as_str().to_owned(),
             body,
+            canonical,
+            leaf_hash,
         })
     }
+}
+
+/// A stored 32-byte hash, or `Corrupt` naming `what`.
+pub(crate) fn hash_from_db(
+    bytes: &[u8],
+    what: impl std::fmt::Display,
+) -> Result<LogHash, StoreError> {
+    <LogHash>::try_from(bytes).map_err(|_| {
+        corrupt(
+            what,
+            format_args!("{} bytes, not a 32-byte hash", bytes.len()),
+        )
+    })
+}
+
+/// Compact-range nodes as one blob: the 32-byte hashes concatenated, largest subtree first.
+pub(crate) fn nodes_to_blob(nodes: &[LogHash]) -> Vec<u8> {
+    nodes.concat()
+}
+
+/// Read a blob written by [`nodes_to_blob`].
+pub(crate) fn nodes_from_blob(blob: &[u8], size: i64) -> Result<Vec<LogHash>, StoreError> {
+    if blob.len() % 32 != 0 {
+        return Err(corrupt(
+            format_args!("the compact range of checkpoint {size}"),
+            format_args!("{} bytes, not a multiple of 32", blob.len()),
+        ));
+    }
+    blob.chunks_exact(32)
+        .map(|c| hash_from_db(c, format_args!("a node of checkpoint {size}")))
+        .collect()
+}
+
+/// The canonical bytes and leaf hash of an event stored before the log kept them, from its
+/// JSON body.
+pub(crate) fn leaf_from_body(seq: i64, body: &str) -> Result<(Vec<u8>, LogHash), StoreError> {
+    let event = event_from_body(seq, body)?;
+    let canonical = canonical_bytes(&event);
+    let hash = leaf_hash(&canonical);
+    Ok((canonical, hash))
 }
 
 /// The serde name of a unit enum variant (`tool_call`, ...).
@@ -131,6 +183,15 @@ mod tests {
         assert_eq!(row.outcome, "failed");
         assert_eq!(row.agent.as_deref(), Some("bot"));
         assert_eq!(event_from_body(0, &row.body)?, event);
+        assert_eq!(
+            warden_audit::canonical::decode(&row.canonical).ok(),
+            Some({
+                let mut e = event.clone();
+                warden_audit::canonical::normalize(&mut e);
+                e
+            })
+        );
+        assert_eq!(row.leaf_hash, leaf_hash(&row.canonical));
         Ok(())
     }
 

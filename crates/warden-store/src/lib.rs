@@ -32,6 +32,7 @@
 //! Queries are built at run time (`sqlx::query`), so building never needs a database; the schema
 //! comes from the migrations embedded at compile time and run by [`open`].
 
+pub mod audit;
 mod codec;
 mod control;
 mod error;
@@ -44,9 +45,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use warden_core::event::AuditEvent;
-use warden_core::store::Store;
 pub use warden_core::store::StoreError;
+use warden_core::store::{AuditLogStore, Store};
 
+pub use audit::{LogReader, RawCheckpoint, RawRecord};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 /// Connect options for [`PostgresStore::open_with`].
@@ -97,7 +99,7 @@ pub enum Backend {
 /// the gateway uses. Both [`SqliteStore`] and [`PostgresStore`] implement it; an
 /// `Arc<dyn WardenStore>` coerces to `Arc<dyn Store>`.
 #[async_trait]
-pub trait WardenStore: Store {
+pub trait WardenStore: Store + AuditLogStore {
     fn backend(&self) -> Backend;
     /// Events of one request chain, in log order.
     async fn events_by_correlation(

@@ -5,6 +5,7 @@
 //! table and inserts the batch with one `UNNEST` statement. Replicas therefore append one batch
 //! at a time and the log stays contiguous.
 
+mod audit;
 mod control;
 
 use std::str::FromStr;
@@ -14,7 +15,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use warden_core::event::AuditEvent;
 use warden_core::store::{
-    AgentKey, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError, TaskGrant,
+    AgentKey, AuditLogStore, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError,
+    TaskGrant,
 };
 
 use crate::codec::{EventRow, event_from_body, micros, stored_event, stored_events};
@@ -23,13 +25,16 @@ use crate::writer::{BatchSink, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
-     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body) \
+     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, \
+     leaf_hash) \
      SELECT $1 + t.n - 1, t.id, t.correlation_id, t.parent_id, t.kind, t.started_at, \
-     t.finished_at, t.agent, t.usr, t.task, t.action, t.verdict, t.outcome, t.body \
+     t.finished_at, t.agent, t.usr, t.task, t.action, t.verdict, t.outcome, t.body, \
+     t.canonical, t.leaf_hash \
      FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
      $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::text[], $14::text[]) WITH ORDINALITY AS t(id, correlation_id, parent_id, kind, \
-     started_at, finished_at, agent, usr, task, action, verdict, outcome, body, n)";
+     $13::text[], $14::text[], $15::bytea[], $16::bytea[]) WITH ORDINALITY AS t(id, \
+     correlation_id, parent_id, kind, started_at, finished_at, agent, usr, task, action, \
+     verdict, outcome, body, canonical, leaf_hash, n)";
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -165,6 +170,8 @@ struct Columns {
     verdict: Vec<String>,
     outcome: Vec<String>,
     body: Vec<String>,
+    canonical: Vec<Vec<u8>>,
+    leaf_hash: Vec<Vec<u8>>,
 }
 
 impl Columns {
@@ -184,6 +191,8 @@ impl Columns {
             c.verdict.push(r.verdict.clone());
             c.outcome.push(r.outcome.clone());
             c.body.push(r.body.clone());
+            c.canonical.push(r.canonical.clone());
+            c.leaf_hash.push(r.leaf_hash.to_vec());
         }
         c
     }
@@ -220,6 +229,8 @@ impl BatchSink for PgSink {
             .bind(c.verdict)
             .bind(c.outcome)
             .bind(c.body)
+            .bind(c.canonical)
+            .bind(c.leaf_hash)
             .execute(&mut *tx)
             .await
             .map_err(|e| db_error(e, "inserting events"))?;
@@ -251,6 +262,10 @@ impl EventLog for PostgresStore {
 
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {
         Ok(self.stored_event(id).await?.map(|s| s.event))
+    }
+
+    fn audit_log(&self) -> Option<&dyn AuditLogStore> {
+        Some(self)
     }
 }
 

@@ -4,6 +4,7 @@
 //! from the table inside that transaction, so two processes sharing the file (say, the server
 //! and the CLI) still produce a contiguous log.
 
+mod audit;
 mod control;
 
 use std::str::FromStr;
@@ -16,7 +17,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Sqlite};
 use warden_core::event::AuditEvent;
 use warden_core::store::{
-    AgentKey, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError, TaskGrant,
+    AgentKey, AuditLogStore, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError,
+    TaskGrant,
 };
 
 use crate::codec::{
@@ -27,14 +29,15 @@ use crate::writer::{BatchSink, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 /// Columns bound per event row by the batch insert.
-const EVENT_COLUMNS: usize = 14;
+const EVENT_COLUMNS: usize = 16;
 /// Rows per INSERT statement: a batch is split greedily into these sizes, so that only a few
 /// distinct statements exist and each stays prepared in the connection's cache (the largest is
-/// 14 × 64 binds, well under SQLite's 32766).
+/// 16 × 64 binds, well under SQLite's 32766).
 const CHUNK_LENS: [usize; 4] = [64, 16, 4, 1];
 
 const INSERT_EVENTS_HEAD: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
-     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body) VALUES ";
+     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, \
+     leaf_hash) VALUES ";
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -218,7 +221,9 @@ async fn insert_events(
             .bind(row.action.as_deref())
             .bind(row.verdict.as_str())
             .bind(row.outcome.as_str())
-            .bind(row.body.as_str());
+            .bind(row.body.as_str())
+            .bind(row.canonical.as_slice())
+            .bind(row.leaf_hash.as_slice());
     }
     query
         .execute(&mut **tx)
@@ -270,6 +275,10 @@ impl EventLog for SqliteStore {
 
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {
         Ok(self.stored_event(id).await?.map(|s| s.event))
+    }
+
+    fn audit_log(&self) -> Option<&dyn AuditLogStore> {
+        Some(self)
     }
 }
 

@@ -1,4 +1,8 @@
 //! authorize: the task grant's scope, then Cedar — as the agent, and again as its user.
+//!
+//! The arguments are classified first (field rules and detectors, see `protection`), so
+//! policies can test `context.classes` and `context.findings`; `minimize` later holds back
+//! what the destination vendor may not receive.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -36,6 +40,8 @@ impl Stage for Authorize {
                 vec![TASK_SCOPE_POLICY.into()],
             )));
         }
+        let data = shared.protection.classify(&tool.name, &call.input)?;
+        call.event.findings.extend(data.findings.iter().cloned());
         let input = serde_json::Value::Object(std::mem::take(&mut call.input));
         let snapshot = shared.snapshot();
         let bundle = &snapshot.bundle;
@@ -48,6 +54,8 @@ impl Stage for Authorize {
             mode: call.mode,
             session: call.request.session.as_deref(),
             now: Utc::now(),
+            classes: &data.classes,
+            findings: &data.kinds,
         };
         let decision = match &call.approved_by {
             Some(approvers) => bundle.authorize_approved(&request, approvers),
@@ -63,6 +71,7 @@ impl Stage for Authorize {
         if let serde_json::Value::Object(map) = input {
             call.input = map;
         }
+        call.data = Some(data);
         call.event.policies = decision.policies.clone();
         call.event.approvers = call.approved_by.clone().unwrap_or_default();
         call.event.verdict = if decision.allowed {

@@ -179,6 +179,8 @@ pub fn decide(
         mode: Mode::Execute,
         session: None,
         now: noon(),
+        classes: &[],
+        findings: &[],
     })
 }
 

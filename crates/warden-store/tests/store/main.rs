@@ -67,6 +67,12 @@ both_backends!(
     pending_approvals_of_a_paused_agent_are_cancelled,
     an_event_can_be_undone_once,
     usage_adds_up_atomically_under_concurrency,
+    // The tamper-evident log.
+    appended_events_carry_their_canonical_bytes_and_leaf_hash,
+    leaf_hashes_read_back_in_log_order,
+    checkpoints_and_subtrees_round_trip_and_the_first_write_wins,
+    rows_from_before_the_merkle_log_are_backfilled,
+    the_log_reader_sees_rows_as_stored,
 );
 
 suite!(

@@ -1,6 +1,8 @@
 //! The behaviour every backend must have. Each scenario gets a fresh database.
 
+mod audit;
 mod control;
+pub use audit::*;
 pub use control::*;
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,7 +24,7 @@ fn at(secs: i64, micros: u32) -> DateTime<Utc> {
         .expect("a valid time")
 }
 
-fn event(agent: &str) -> AuditEvent {
+pub(crate) fn event(agent: &str) -> AuditEvent {
     let mut e = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
     e.agent = Some(agent.to_owned());
     e.action = Some("crm.get_customer".to_owned());
@@ -31,7 +33,7 @@ fn event(agent: &str) -> AuditEvent {
     e
 }
 
-fn full_event() -> AuditEvent {
+pub(crate) fn full_event() -> AuditEvent {
     let mut e = event("support-bot");
     e.parent_id = Some("0190aaaa-0000-7000-8000-000000000001".into());
     // Nanoseconds in the body survive: the body is the exact JSON.

@@ -1,0 +1,406 @@
+//! The audit log's Merkle side, shared by both backends, and [`LogReader`]: a read-only view of
+//! a database for offline verification (`warden audit verify`), which neither migrates the
+//! schema nor starts a writer.
+//!
+//! Rows are returned as stored, not judged: a verifier must see a missing leaf hash, a short
+//! hash or an edited column exactly as it is, and decide for itself.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, Row};
+use warden_core::event::{AuditEvent, EventKind, Outcome, Verdict};
+use warden_core::store::{LogHash, LogLeaf, StoreError};
+
+use crate::codec::{event_from_body, hash_from_db, parse_time};
+use crate::error::{corrupt, db_error, seq_from_db, seq_to_db};
+use crate::{Backend, backend_of};
+
+/// Leaf hashes of `from <= seq < to` from `(seq, leaf_hash)` rows in seq order.
+pub(crate) fn leaf_hashes_from_rows(
+    from: u64,
+    to: u64,
+    rows: Vec<(i64, Option<Vec<u8>>)>,
+) -> Result<Vec<LogHash>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for ((seq, hash), want) in rows.into_iter().zip(from..) {
+        let got = seq_from_db(seq)?;
+        if got != want {
+            return Err(corrupt(
+                format_args!("the event log at seq {want}"),
+                format_args!("the next stored event has seq {got}: seqs are not contiguous"),
+            ));
+        }
+        let hash = hash.ok_or_else(|| {
+            corrupt(
+                format_args!("event {seq}"),
+                "it has no leaf hash (stored before the Merkle log; run the server once to fill it)",
+            )
+        })?;
+        out.push(hash_from_db(
+            &hash,
+            format_args!("the leaf hash of event {seq}"),
+        )?);
+    }
+    let want = to - from;
+    if (out.len() as u64) < want {
+        return Err(StoreError::NotFound(format!(
+            "leaf hashes [{from}, {to}) (the log has only {} events from {from})",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// A `(seq, canonical, leaf_hash)` row as a [`LogLeaf`].
+pub(crate) fn leaf_from_row(
+    row: (i64, Option<Vec<u8>>, Option<Vec<u8>>),
+) -> Result<LogLeaf, StoreError> {
+    let (seq, canonical, hash) = row;
+    let (Some(canonical), Some(hash)) = (canonical, hash) else {
+        return Err(corrupt(
+            format_args!("event {seq}"),
+            "it has no canonical bytes or leaf hash",
+        ));
+    };
+    Ok(LogLeaf {
+        seq: seq_from_db(seq)?,
+        leaf_hash: hash_from_db(&hash, format_args!("the leaf hash of event {seq}"))?,
+        canonical,
+    })
+}
+
+/// Subtree hashes from `(idx, hash)` rows: the contiguous run starting at `from`.
+pub(crate) fn subtrees_from_rows(
+    level: u32,
+    from: u64,
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<Vec<LogHash>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for ((idx, hash), want) in rows.into_iter().zip(from..) {
+        if seq_from_db(idx)? != want {
+            break;
+        }
+        out.push(hash_from_db(
+            &hash,
+            format_args!("subtree hash (level {level}, index {idx})"),
+        )?);
+    }
+    Ok(out)
+}
+
+/// One `events` row as stored, for a verifier.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// The `seq` column (negative only if the table was tampered with).
+    pub seq: i64,
+    /// The `canonical` column.
+    pub canonical: Option<Vec<u8>>,
+    /// The `leaf_hash` column, any length.
+    pub leaf_hash: Option<Vec<u8>>,
+    /// The event as the JSON `body` column tells it, or why it does not decode.
+    pub body: Result<AuditEvent, String>,
+    /// The event as the row's indexed columns tell it: the body with the indexed columns (id,
+    /// kind, times, agent, outcome, ...) laid over it; or why they do not make an event.
+    pub columns: Result<AuditEvent, String>,
+}
+
+/// One `checkpoints` row as stored.
+#[derive(Debug, Clone)]
+pub struct RawCheckpoint {
+    pub size: i64,
+    pub root: Vec<u8>,
+    /// The signed note (the authority; `size` and `root` are copies).
+    pub note: String,
+    /// The compact range blob (32-byte hashes concatenated).
+    pub nodes: Vec<u8>,
+    pub created_at: String,
+}
+
+enum ReaderPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A read-only view of a Warden database's audit log.
+pub struct LogReader {
+    pool: ReaderPool,
+    read_only: bool,
+}
+
+const RECORD_COLUMNS: &str = "seq, canonical, leaf_hash, body, id, correlation_id, parent_id, \
+     kind, started_at, finished_at, agent, \"user\", task, action, verdict, outcome";
+
+impl LogReader {
+    /// Open `url` (`sqlite://FILE` or `postgres://...`) without migrating or writing. SQLite is
+    /// opened read-only; if that is impossible (a WAL that needs recovery after a crash needs
+    /// write access), it is opened read-write without creating anything, and
+    /// [`LogReader::read_only`] says so. PostgreSQL sessions run with
+    /// `default_transaction_read_only = on`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        match backend_of(url)? {
+            Backend::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| db_error(e, "parsing the SQLite URL"))?
+                    .create_if_missing(false);
+                let read_only = connect.clone().read_only(true);
+                match Self::sqlite(read_only).await {
+                    Ok(pool) => Ok(Self {
+                        pool: ReaderPool::Sqlite(pool),
+                        read_only: true,
+                    }),
+                    Err(_) => Ok(Self {
+                        pool: ReaderPool::Sqlite(Self::sqlite(connect).await?),
+                        read_only: false,
+                    }),
+                }
+            }
+            Backend::Postgres => {
+                let connect = PgConnectOptions::from_str(url)
+                    .map_err(|e| db_error(e, "parsing the PostgreSQL URL"))?
+                    .options([("default_transaction_read_only", "on")]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(connect)
+                    .await
+                    .map_err(|e| db_error(e, "connecting to PostgreSQL"))?;
+                Ok(Self {
+                    pool: ReaderPool::Postgres(pool),
+                    read_only: true,
+                })
+            }
+        }
+    }
+
+    async fn sqlite(connect: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_error(e, "opening the SQLite database"))?;
+        // Opening is lazy about the WAL; make sure the log can actually be read.
+        sqlx::query("SELECT count(*) FROM checkpoints")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| db_error(e, "reading the SQLite database"))?;
+        Ok(pool)
+    }
+
+    /// Whether the database was opened read-only.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Up to `limit` event rows with `seq >= from`, in seq order.
+    pub async fn records(&self, from: u64, limit: u32) -> Result<Vec<RawRecord>, StoreError> {
+        let from = seq_to_db(from)?;
+        let limit = i64::from(limit);
+        match &self.pool {
+            ReaderPool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {RECORD_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq LIMIT ?"
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| db_error(e, "reading events"))?;
+                rows.iter().map(sqlite_record).collect()
+            }
+            ReaderPool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {RECORD_COLUMNS} FROM events WHERE seq >= $1 ORDER BY seq LIMIT $2"
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| db_error(e, "reading events"))?;
+                rows.iter().map(pg_record).collect()
+            }
+        }
+    }
+
+    /// `max(seq) + 1`, or 0 for an empty log: where a verifier stops reading.
+    pub async fn log_end(&self) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT coalesce(max(seq) + 1, 0) FROM events";
+        let n: i64 = match &self.pool {
+            ReaderPool::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
+            ReaderPool::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
+        }
+        .map_err(|e| db_error(e, "reading the log's size"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The number of event rows (not `max(seq) + 1`: a verifier counts what is there).
+    pub async fn row_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = match &self.pool {
+            ReaderPool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT count(*) FROM events")
+                    .fetch_one(pool)
+                    .await
+            }
+            ReaderPool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT count(*) FROM events")
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .map_err(|e| db_error(e, "counting events"))?;
+        seq_from_db(n)
+    }
+
+    /// Every stored checkpoint, smallest size first.
+    pub async fn checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
+        const SQL: &str =
+            "SELECT size, root, note, nodes, created_at FROM checkpoints ORDER BY size";
+        match &self.pool {
+            ReaderPool::Sqlite(pool) => {
+                let rows = sqlx::query_as::<_, (i64, Vec<u8>, String, Vec<u8>, String)>(SQL)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| db_error(e, "reading checkpoints"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(size, root, note, nodes, created_at)| RawCheckpoint {
+                        size,
+                        root,
+                        note,
+                        nodes,
+                        created_at,
+                    })
+                    .collect())
+            }
+            ReaderPool::Postgres(pool) => {
+                let rows = sqlx::query_as::<_, (i64, Vec<u8>, String, Vec<u8>, DateTime<Utc>)>(SQL)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| db_error(e, "reading checkpoints"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(size, root, note, nodes, created_at)| RawCheckpoint {
+                        size,
+                        root,
+                        note,
+                        nodes,
+                        created_at: crate::codec::time_text(created_at),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            ReaderPool::Sqlite(pool) => pool.close().await,
+            ReaderPool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The indexed columns of an `events` row, each as text (times in RFC 3339).
+struct Columns {
+    id: String,
+    correlation_id: String,
+    parent_id: Option<String>,
+    kind: String,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    agent: Option<String>,
+    user: Option<String>,
+    task: Option<String>,
+    action: Option<String>,
+    verdict: String,
+    outcome: String,
+}
+
+/// The body with the indexed columns laid over it.
+fn event_from_columns(body: &Result<AuditEvent, String>, c: Columns) -> Result<AuditEvent, String> {
+    let mut event = body.clone()?;
+    event.kind = enum_from_text::<EventKind>("kind", &c.kind)?;
+    event.verdict = enum_from_text::<Verdict>("verdict", &c.verdict)?;
+    event.outcome = enum_from_text::<Outcome>("outcome", &c.outcome)?;
+    event.id = c.id;
+    event.correlation_id = c.correlation_id;
+    event.parent_id = c.parent_id;
+    event.started_at = c.started_at;
+    event.finished_at = c.finished_at;
+    event.agent = c.agent;
+    event.user = c.user;
+    event.task = c.task;
+    event.action = c.action;
+    Ok(event)
+}
+
+fn enum_from_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("column `{column}` holds {text:?}, which is not a known value"))
+}
+
+fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError> {
+    let get = |e: sqlx::Error| db_error(e, "decoding an event row");
+    let seq: i64 = row.try_get("seq").map_err(get)?;
+    let body: String = row.try_get("body").map_err(get)?;
+    let started: String = row.try_get("started_at").map_err(get)?;
+    let finished: String = row.try_get("finished_at").map_err(get)?;
+    let columns = match (
+        parse_time(&started, "started_at"),
+        parse_time(&finished, "finished_at"),
+    ) {
+        (Ok(started_at), Ok(finished_at)) => Ok(Columns {
+            id: row.try_get("id").map_err(get)?,
+            correlation_id: row.try_get("correlation_id").map_err(get)?,
+            parent_id: row.try_get("parent_id").map_err(get)?,
+            kind: row.try_get("kind").map_err(get)?,
+            started_at,
+            finished_at,
+            agent: row.try_get("agent").map_err(get)?,
+            user: row.try_get("user").map_err(get)?,
+            task: row.try_get("task").map_err(get)?,
+            action: row.try_get("action").map_err(get)?,
+            verdict: row.try_get("verdict").map_err(get)?,
+            outcome: row.try_get("outcome").map_err(get)?,
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    };
+    let body = event_from_body(seq, &body).map_err(|e| e.to_string());
+    Ok(RawRecord {
+        seq,
+        canonical: row.try_get("canonical").map_err(get)?,
+        leaf_hash: row.try_get("leaf_hash").map_err(get)?,
+        columns: columns.and_then(|c| event_from_columns(&body, c)),
+        body,
+    })
+}
+
+fn pg_record(row: &sqlx::postgres::PgRow) -> Result<RawRecord, StoreError> {
+    let get = |e: sqlx::Error| db_error(e, "decoding an event row");
+    let seq: i64 = row.try_get("seq").map_err(get)?;
+    let body: String = row.try_get("body").map_err(get)?;
+    let columns = Columns {
+        id: row.try_get("id").map_err(get)?,
+        correlation_id: row.try_get("correlation_id").map_err(get)?,
+        parent_id: row.try_get("parent_id").map_err(get)?,
+        kind: row.try_get("kind").map_err(get)?,
+        started_at: row.try_get("started_at").map_err(get)?,
+        finished_at: row.try_get("finished_at").map_err(get)?,
+        agent: row.try_get("agent").map_err(get)?,
+        user: row.try_get("user").map_err(get)?,
+        task: row.try_get("task").map_err(get)?,
+        action: row.try_get("action").map_err(get)?,
+        verdict: row.try_get("verdict").map_err(get)?,
+        outcome: row.try_get("outcome").map_err(get)?,
+    };
+    let body = event_from_body(seq, &body).map_err(|e| e.to_string());
+    Ok(RawRecord {
+        seq,
+        canonical: row.try_get("canonical").map_err(get)?,
+        leaf_hash: row.try_get("leaf_hash").map_err(get)?,
+        columns: event_from_columns(&body, columns),
+        body,
+    })
+}
