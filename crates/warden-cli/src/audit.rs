@@ -9,6 +9,7 @@
 //! tampered with (the first bad index is named), 2 when it could not be checked at all (bad
 //! arguments, unreadable database, no verifier key).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use warden_audit::canonical::{canonical_bytes, differing_fields};
-use warden_audit::merkle::{CompactRange, Hash, leaf_hash, verify_inclusion};
+use warden_audit::merkle::{CompactRange, Hash, NodeId, leaf_hash, verify_inclusion};
 use warden_audit::{LogVerifier, Record, VerifierKey, VerifyError, checkpoint};
 use warden_core::{AuditEvent, Config};
 use warden_server::checkpointer::verifier_key_path;
@@ -172,6 +173,8 @@ fn database_url(explicit: Option<String>, config: Option<&Config>) -> anyhow::Re
 struct Failure {
     index: u64,
     message: String,
+    /// For a root mismatch, the size of the checkpoint that did not match.
+    mismatched_checkpoint: Option<u64>,
 }
 
 impl From<VerifyError> for Failure {
@@ -179,6 +182,20 @@ impl From<VerifyError> for Failure {
         Self {
             index: e.index(),
             message: e.to_string(),
+            mismatched_checkpoint: match e {
+                VerifyError::RootMismatch { size, .. } => Some(size),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Failure {
+    fn at(index: u64, message: String) -> Self {
+        Self {
+            index,
+            message,
+            mismatched_checkpoint: None,
         }
     }
 }
@@ -286,12 +303,7 @@ fn report(o: &Outcome, as_json: bool) {
 fn check_checkpoint_row(cp: &RawCheckpoint, key: &VerifierKey) -> Option<Failure> {
     let signed = checkpoint::verify(&cp.note, key).ok()?;
     let at = u64::try_from(cp.size).unwrap_or(0);
-    let fail = |message: String| {
-        Some(Failure {
-            index: signed.size.min(at),
-            message,
-        })
-    };
+    let fail = |message: String| Some(Failure::at(signed.size.min(at), message));
     if i64::try_from(signed.size).ok() != Some(cp.size) {
         return fail(format!(
             "the checkpoint row with size {} holds a note signed for size {}",
@@ -306,7 +318,10 @@ fn check_checkpoint_row(cp: &RawCheckpoint, key: &VerifierKey) -> Option<Failure
             STANDARD.encode(signed.root)
         ));
     }
-    let nodes: Option<Vec<Hash>> = (cp.nodes.len() % 32 == 0)
+    let nodes: Option<Vec<Hash>> = cp
+        .nodes
+        .len()
+        .is_multiple_of(32)
         .then(|| {
             cp.nodes
                 .chunks_exact(32)
@@ -359,18 +374,13 @@ fn claimed_size(note: &str) -> Option<u64> {
 /// bytes, a malformed hash, unreadable columns) is returned as a failure at the row.
 fn push_row(verifier: &mut LogVerifier, row: &RawRecord, quick: bool) -> Result<(), Failure> {
     let Ok(seq) = u64::try_from(row.seq) else {
-        return Err(Failure {
-            index: verifier.size(),
-            message: format!("a row has the negative seq {}", row.seq),
-        });
+        return Err(Failure::at(
+            verifier.size(),
+            format!("a row has the negative seq {}", row.seq),
+        ));
     };
     let at_place = seq == verifier.size();
-    let fail = |message: String| {
-        Err(Failure {
-            index: seq,
-            message,
-        })
-    };
+    let fail = |message: String| Err(Failure::at(seq, message));
     let canonical: &[u8] = match (&row.canonical, at_place) {
         (Some(c), _) => c,
         (None, true) => return fail(format!("event {seq} has no canonical bytes")),
@@ -480,7 +490,114 @@ async fn verify_reader(
             }
         }
     }
-    finish(verifier, outcome, &notes, key)
+    let mut outcome = finish(verifier, outcome, &notes, key)?;
+    if let Some(failure) = &mut outcome.failure
+        && let Some(size) = failure.mismatched_checkpoint
+        && let Some(row) = rows
+            .iter()
+            .find(|c| c.size == i64::try_from(size).unwrap_or(-1))
+        && let Some((start, end)) = localize(reader, key, row, failure.index).await
+    {
+        failure.index = failure.index.max(start);
+        failure.message = format!(
+            "{}; the stored subtree hashes under that checkpoint place the first difference \
+             in events [{start}, {end})",
+            failure.message
+        );
+    }
+    Ok(outcome)
+}
+
+/// After a root mismatch at checkpoint `row` (events below `covered` verified): narrow down
+/// where the events first differ from what was signed, using only hashes authenticated by the
+/// signed root — the checkpoint's compact range (which must fold to it), then the stored
+/// subtree hashes below the first differing node (each level must fold to its authenticated
+/// parent). Returns the leaf range of the smallest differing node found, or `None` if nothing
+/// stored can be authenticated.
+async fn localize(
+    reader: &LogReader,
+    key: &VerifierKey,
+    row: &RawCheckpoint,
+    covered: u64,
+) -> Option<(u64, u64)> {
+    const STRIDE: u32 = warden_server::checkpointer::STRIDE;
+    let signed = checkpoint::verify(&row.note, key).ok()?;
+    let nodes: Vec<Hash> = row
+        .nodes
+        .chunks_exact(32)
+        .map(|c| <Hash>::try_from(c).ok())
+        .collect::<Option<_>>()?;
+    let range = CompactRange::from_parts(signed.size, nodes.clone()).ok()?;
+    if range.root() != signed.root {
+        return None;
+    }
+    // Recompute the tree of the first `size` events, keeping subtrees at the stored levels.
+    let mut tree = CompactRange::new();
+    let mut recomputed: HashMap<NodeId, Hash> = HashMap::new();
+    while tree.size() < signed.size {
+        let records = reader.records(tree.size(), CHUNK).await.ok()?;
+        if records.is_empty() {
+            return None;
+        }
+        for r in records {
+            if tree.size() >= signed.size {
+                break;
+            }
+            if u64::try_from(r.seq).ok()? != tree.size() {
+                return None;
+            }
+            let leaf = leaf_hash(r.canonical.as_deref()?);
+            tree.push_with(leaf, |id, hash| {
+                if id.level > 0 && id.level.is_multiple_of(STRIDE) {
+                    recomputed.insert(id, *hash);
+                }
+            });
+        }
+    }
+    // The first node of the compact range that differs.
+    let mut start = 0u64;
+    let mut current = None;
+    for (level, (ours, signed_node)) in (0..64u32)
+        .rev()
+        .filter(|l| signed.size & (1 << l) != 0)
+        .zip(tree.nodes().iter().zip(&nodes))
+    {
+        if ours != signed_node {
+            current = Some((NodeId::new(level, start >> level), *signed_node));
+            break;
+        }
+        start += 1 << level;
+    }
+    let (mut id, mut hash) = current?;
+    // Down through the stored levels while they authenticate.
+    while id.level > STRIDE {
+        let base = (id.level - 1) / STRIDE * STRIDE;
+        if base == 0 {
+            break;
+        }
+        let span = id.level - base;
+        let first = id.index << span;
+        let count = 1u64 << span;
+        let children = reader
+            .subtree_hashes(base, first, first + count)
+            .await
+            .ok()?;
+        let children: Vec<Hash> = children
+            .into_iter()
+            .map(|(_, h)| <Hash>::try_from(h.as_slice()).ok())
+            .collect::<Option<_>>()?;
+        if children.len() as u64 != count || warden_audit::merkle::root(&children) != hash {
+            break;
+        }
+        let Some((j, child)) = children.iter().enumerate().find(|(j, child)| {
+            recomputed.get(&NodeId::new(base, first + *j as u64)) != Some(*child)
+        }) else {
+            break;
+        };
+        id = NodeId::new(base, first + j as u64);
+        hash = *child;
+    }
+    id.leaf_range().map(|r| (r.start, r.end.min(signed.size)))
 }
 
 /// Fold the verifier's report into the outcome.
@@ -584,11 +701,7 @@ async fn write_bundle(
         .and_then(|c| c.note.lines().next().map(str::to_owned))
         .or_else(|| config.map(|c| c.audit.origin.clone()));
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut line = |value: &BundleLine| -> anyhow::Result<()> {
-        serde_json::to_writer(&mut out, value)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    };
+    let mut line = |value: &BundleLine| write_line(&mut out, value);
     line(&BundleLine::Header {
         format: BUNDLE_FORMAT.to_owned(),
         origin,
@@ -637,9 +750,15 @@ async fn write_bundle(
             notes += 1;
         }
     }
-    drop(line);
     out.flush()?;
     eprintln!("exported {events} events from seq {from} and {notes} checkpoints");
+    Ok(())
+}
+
+/// One JSON line of a bundle.
+fn write_line(out: &mut impl Write, value: &BundleLine) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
     Ok(())
 }
 
@@ -736,9 +855,11 @@ async fn verify_bundle(
             continue;
         };
         let decode = |what: &str, b64: &str| {
-            STANDARD.decode(b64).map_err(|_| Failure {
-                index: seq,
-                message: format!("line {}: the {what} of event {seq} is not base64", n + 1),
+            STANDARD.decode(b64).map_err(|_| {
+                Failure::at(
+                    seq,
+                    format!("line {}: the {what} of event {seq} is not base64", n + 1),
+                )
             })
         };
         let row = decode("canonical bytes", &canonical).and_then(|canonical| {

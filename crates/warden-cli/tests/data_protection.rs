@@ -37,7 +37,11 @@ max_result_bytes = 65536
 
 const ECHO_POLICY: &str = "@id(\"support-echoes\")\npermit (principal in Warden::Role::\"support\", action == Warden::Action::\"echo.echo\", resource);\n";
 
-fn server_with(dlp: &str, tools: impl FnOnce(String) -> String, policies: &[(&str, &str)]) -> TestServer {
+fn server_with(
+    dlp: &str,
+    tools: impl FnOnce(String) -> String,
+    policies: &[(&str, &str)],
+) -> TestServer {
     let policies: Vec<(String, String)> = policies
         .iter()
         .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
@@ -153,7 +157,9 @@ async fn results_reach_an_agent_only_up_to_its_clearance() {
     let auditor = server.create_key("auditor-bot");
 
     // Support (internal) gets the record without the SSN or the card number, either way.
-    let body = c.ok(&support, "crm.get_customer", json!({"customer_id": "C001"})).await;
+    let body = c
+        .ok(&support, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
     let raw = body.to_string();
     assert!(!raw.contains(SSN) && !raw.contains(CARD), "{raw}");
     assert!(!raw.contains("4111 1111") && !raw.contains("6789"), "{raw}");
@@ -166,26 +172,51 @@ async fn results_reach_an_agent_only_up_to_its_clearance() {
     let text: Value = serde_json::from_str(&text_of(&body["result"])).expect("JSON text block");
     assert_eq!(text["ssn"], "[REDACTED:regulated]", "the text mirror too");
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "field.regulated", "redacted"), "{event}");
-    assert!(!event.to_string().contains(SSN), "no values in the audit event");
+    assert!(
+        has_finding(&event, "field.regulated", "redacted"),
+        "{event}"
+    );
+    assert!(
+        !event.to_string().contains(SSN),
+        "no values in the audit event"
+    );
 
     // Search has no field rules: the detectors find the e-mail addresses.
-    let body = c.ok(&support, "crm.search_customers", json!({"query": "alice"})).await;
-    assert!(!body.to_string().contains("alice.johnson@example.com"), "{body}");
+    let body = c
+        .ok(&support, "crm.search_customers", json!({"query": "alice"}))
+        .await;
+    assert!(
+        !body.to_string().contains("alice.johnson@example.com"),
+        "{body}"
+    );
 
     // Finance (confidential) sees the e-mail address, still not the SSN.
-    let body = c.ok(&refund, "crm.get_customer", json!({"customer_id": "C001"})).await;
+    let body = c
+        .ok(&refund, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
     let sc = &body["result"]["structuredContent"];
     assert_eq!(sc["email"], "alice.johnson@example.com");
     assert_eq!(sc["ssn"], "[REDACTED:regulated]");
 
     // The auditor sees everything; a task token lowers what it sees.
-    let body = c.ok(&auditor, "crm.get_customer", json!({"customer_id": "C001"})).await;
+    let body = c
+        .ok(&auditor, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
     assert_eq!(body["result"]["structuredContent"]["ssn"], SSN);
-    let task = c.task_token(&auditor, &["crm.get_customer"], "internal").await;
-    let body = c.ok(&task, "crm.get_customer", json!({"customer_id": "C001"})).await;
-    assert_eq!(body["result"]["structuredContent"]["ssn"], "[REDACTED:regulated]");
-    assert_eq!(body["result"]["structuredContent"]["email"], "[REDACTED:confidential]");
+    let task = c
+        .task_token(&auditor, &["crm.get_customer"], "internal")
+        .await;
+    let body = c
+        .ok(&task, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
+    assert_eq!(
+        body["result"]["structuredContent"]["ssn"],
+        "[REDACTED:regulated]"
+    );
+    assert_eq!(
+        body["result"]["structuredContent"]["email"],
+        "[REDACTED:confidential]"
+    );
 }
 
 #[tokio::test]
@@ -196,24 +227,52 @@ async fn a_secret_planted_upstream_never_reaches_the_agent() {
     let auditor = server.create_key("auditor-bot");
     let notes = format!("Temp creds for the migration: {AWS_KEY}\n{PEM}\nCall back Monday.");
     let body = c
-        .ok(&support, "crm.update_customer", json!({"customer_id": "C002", "notes": notes}))
+        .ok(
+            &support,
+            "crm.update_customer",
+            json!({"customer_id": "C002", "notes": notes}),
+        )
         .await;
     let raw = body.to_string();
-    assert!(!raw.contains(AWS_KEY) && !raw.contains("BEGIN PRIVATE KEY"), "{raw}");
+    assert!(
+        !raw.contains(AWS_KEY) && !raw.contains("BEGIN PRIVATE KEY"),
+        "{raw}"
+    );
 
-    let body = c.ok(&support, "crm.get_customer", json!({"customer_id": "C002"})).await;
+    let body = c
+        .ok(&support, "crm.get_customer", json!({"customer_id": "C002"}))
+        .await;
     let raw = body.to_string();
     assert!(!raw.contains(AWS_KEY), "{raw}");
-    assert!(!raw.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"), "{raw}");
-    let notes = body["result"]["structuredContent"]["notes"].as_str().unwrap_or_default();
-    assert!(notes.contains("[REDACTED:restricted]") && notes.contains("Call back Monday."), "{notes}");
+    assert!(
+        !raw.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"),
+        "{raw}"
+    );
+    let notes = body["result"]["structuredContent"]["notes"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        notes.contains("[REDACTED:restricted]") && notes.contains("Call back Monday."),
+        "{notes}"
+    );
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "dlp.aws_access_key", "redacted"), "{event}");
-    assert!(has_finding(&event, "dlp.private_key", "redacted"), "{event}");
+    assert!(
+        has_finding(&event, "dlp.aws_access_key", "redacted"),
+        "{event}"
+    );
+    assert!(
+        has_finding(&event, "dlp.private_key", "redacted"),
+        "{event}"
+    );
 
     // It is there: the CRM's vendor is cleared for it, and so is the auditor.
-    let body = c.ok(&auditor, "crm.get_customer", json!({"customer_id": "C002"})).await;
-    assert!(body.to_string().contains(AWS_KEY), "the update reached the CRM");
+    let body = c
+        .ok(&auditor, "crm.get_customer", json!({"customer_id": "C002"}))
+        .await;
+    assert!(
+        body.to_string().contains(AWS_KEY),
+        "the update reached the CRM"
+    );
 }
 
 #[tokio::test]
@@ -229,21 +288,41 @@ async fn a_card_number_in_an_email_is_redacted_before_it_reaches_mailco() {
     });
     let body = c.ok(&support, "email.send", mail.clone()).await;
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "dlp.payment_card", "redacted"), "{event}");
-    assert!(has_finding(&event, "dlp.email", "flagged"), "mailco receives addresses: {event}");
+    assert!(
+        has_finding(&event, "dlp.payment_card", "redacted"),
+        "{event}"
+    );
+    assert!(
+        has_finding(&event, "dlp.email", "flagged"),
+        "mailco receives addresses: {event}"
+    );
     assert!(event["args_digest"].is_string());
 
     // What mailco holds, read by someone cleared for everything: the card never left.
     let outbox = c.ok(&auditor, "email.list_outbox", json!({})).await;
     let sent = &outbox["result"]["structuredContent"]["messages"][0];
-    assert_eq!(sent["to"], "c001@example.com", "the recipient is what mailco receives");
-    assert_eq!(sent["body"], "We charged the card [REDACTED:regulated] today.");
+    assert_eq!(
+        sent["to"], "c001@example.com",
+        "the recipient is what mailco receives"
+    );
+    assert_eq!(
+        sent["body"],
+        "We charged the card [REDACTED:regulated] today."
+    );
     assert!(!outbox.to_string().contains("4111"), "{outbox}");
 
     // A message with nothing above `internal` goes out as written.
-    c.ok(&support, "email.send", json!({"to": "c002@example.com", "subject": "Hi", "body": "Your order shipped."})).await;
+    c.ok(
+        &support,
+        "email.send",
+        json!({"to": "c002@example.com", "subject": "Hi", "body": "Your order shipped."}),
+    )
+    .await;
     let outbox = c.ok(&auditor, "email.list_outbox", json!({})).await;
-    assert_eq!(outbox["result"]["structuredContent"]["messages"][1]["body"], "Your order shipped.");
+    assert_eq!(
+        outbox["result"]["structuredContent"]["messages"][1]["body"],
+        "Your order shipped."
+    );
 }
 
 #[tokio::test]
@@ -253,16 +332,27 @@ async fn the_injected_inbox_message_is_quarantined_by_default() {
     let support = server.create_key("support-bot");
     let body = c.ok(&support, "email.read_inbox", json!({})).await;
     let raw = body.to_string();
-    assert!(!raw.to_lowercase().contains("ignore previous instructions"), "{raw}");
+    assert!(
+        !raw.to_lowercase().contains("ignore previous instructions"),
+        "{raw}"
+    );
     assert!(!raw.contains("attacker@evil.example"), "{raw}");
     let result = &body["result"];
-    assert_eq!(result["isError"], false);
+    // read_inbox declares an output schema, so the notice is an error result: MCP clients check
+    // structured content against the schema otherwise.
+    assert_eq!(result["isError"], true);
     assert!(result.get("structuredContent").is_none(), "{result}");
     let notice = text_of(result);
-    assert!(notice.contains("quarantined") && notice.contains("injection.instruction_override"), "{notice}");
+    assert!(
+        notice.contains("quarantined") && notice.contains("injection.instruction_override"),
+        "{notice}"
+    );
     assert_eq!(result["_meta"]["warden"]["quarantined"], true);
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "injection.instruction_override", "quarantined"), "{event}");
+    assert!(
+        has_finding(&event, "injection.instruction_override", "quarantined"),
+        "{event}"
+    );
     assert_eq!(event["outcome"], "ok");
 }
 
@@ -284,22 +374,41 @@ async fn deny_settings_refuse_the_call_and_withhold_the_result() {
         )
         .await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["policies"], json!(["warden:vendor-clearance"]));
+    assert_eq!(
+        body["error"]["policies"],
+        json!(["warden:vendor-clearance"])
+    );
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("regulated") && message.contains("mailco") && message.contains("internal"), "{message}");
-    assert!(!body.to_string().contains(SSN), "the reason never names the value: {body}");
+    assert!(
+        message.contains("regulated") && message.contains("mailco") && message.contains("internal"),
+        "{message}"
+    );
+    assert!(
+        !body.to_string().contains(SSN),
+        "the reason never names the value: {body}"
+    );
     let event = c.event(&body).await;
     assert!(has_finding(&event, "dlp.ssn", "denied"), "{event}");
     let outbox = c.ok(&auditor, "email.list_outbox", json!({})).await;
-    assert_eq!(outbox["result"]["structuredContent"]["messages"], json!([]), "nothing was sent");
+    assert_eq!(
+        outbox["result"]["structuredContent"]["messages"],
+        json!([]),
+        "nothing was sent"
+    );
 
     let (status, body) = c.call(&support, "email.read_inbox", json!({})).await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["policies"], json!(["warden:prompt-injection"]));
+    assert_eq!(
+        body["error"]["policies"],
+        json!(["warden:prompt-injection"])
+    );
     assert!(body["result"].is_null());
     let event = c.event(&body).await;
     assert_eq!(event["outcome"], "denied");
-    assert!(event["result_digest"].is_string(), "the digest covers what the upstream returned");
+    assert!(
+        event["result_digest"].is_string(),
+        "the digest covers what the upstream returned"
+    );
 }
 
 #[tokio::test]
@@ -318,16 +427,33 @@ async fn a_policy_on_data_classes_keeps_regulated_data_from_a_vendor() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["policies"], json!(["no-regulated-to-mailco"]));
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "dlp.payment_card", "flagged"), "{event}");
-    c.ok(&support, "email.send", json!({"to": "c001@example.com", "subject": "Hi", "body": "All good."})).await;
+    assert!(
+        has_finding(&event, "dlp.payment_card", "flagged"),
+        "{event}"
+    );
+    c.ok(
+        &support,
+        "email.send",
+        json!({"to": "c001@example.com", "subject": "Hi", "body": "All good."}),
+    )
+    .await;
 
     // Warn lets the injected message through, flagged.
     let body = c.ok(&support, "email.read_inbox", json!({})).await;
     let warnings = &body["result"]["_meta"]["warden"]["warnings"];
-    assert!(warnings[0].as_str().unwrap_or_default().contains("injection.instruction_override"), "{body}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("injection.instruction_override"),
+        "{body}"
+    );
     assert!(body.to_string().contains("Ignore previous instructions"));
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "injection.instruction_override", "flagged"), "{event}");
+    assert!(
+        has_finding(&event, "injection.instruction_override", "flagged"),
+        "{event}"
+    );
 }
 
 #[tokio::test]
@@ -356,33 +482,72 @@ async fn pseudonyms_projections_and_output_schemas_shape_what_the_agent_gets() {
     let c = Client::new(&server);
     let support = server.create_key("support-bot");
 
-    let one = c.ok(&support, "crm.get_customer", json!({"customer_id": "C001"})).await;
-    let again = c.ok(&support, "crm.get_customer", json!({"customer_id": "C001"})).await;
-    let other = c.ok(&support, "crm.get_customer", json!({"customer_id": "C002"})).await;
-    let ssn = |b: &Value| b["result"]["structuredContent"]["ssn"].as_str().unwrap_or_default().to_owned();
+    let one = c
+        .ok(&support, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
+    let again = c
+        .ok(&support, "crm.get_customer", json!({"customer_id": "C001"}))
+        .await;
+    let other = c
+        .ok(&support, "crm.get_customer", json!({"customer_id": "C002"}))
+        .await;
+    let ssn = |b: &Value| {
+        b["result"]["structuredContent"]["ssn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     assert!(ssn(&one).starts_with("pii_"), "{one}");
     assert_eq!(ssn(&one), ssn(&again), "stable pseudonyms stay joinable");
     assert_ne!(ssn(&one), ssn(&other));
     assert!(!one.to_string().contains(SSN));
 
-    let body = c.ok(&support, "crm.search_customers", json!({"query": "", "limit": 3})).await;
+    let body = c
+        .ok(
+            &support,
+            "crm.search_customers",
+            json!({"query": "", "limit": 3}),
+        )
+        .await;
     let customers = &body["result"]["structuredContent"]["customers"];
     assert_eq!(customers.as_array().map(Vec::len), Some(3));
     assert_eq!(customers[0], json!({"id": "C001", "name": "Alice Johnson"}));
     let text: Value = serde_json::from_str(&text_of(&body["result"])).expect("JSON text");
-    assert_eq!(text["customers"][0], json!({"id": "C001", "name": "Alice Johnson"}));
-    assert!(!body.to_string().contains("555"), "no phone numbers: {body}");
+    assert_eq!(
+        text["customers"][0],
+        json!({"id": "C001", "name": "Alice Johnson"})
+    );
+    assert!(
+        !body.to_string().contains("555"),
+        "no phone numbers: {body}"
+    );
 
     let body = c
-        .ok(&support, "crm.update_customer", json!({"customer_id": "C004", "tier": "gold"}))
+        .ok(
+            &support,
+            "crm.update_customer",
+            json!({"customer_id": "C004", "tier": "gold"}),
+        )
         .await;
-    assert_eq!(body["result"]["structuredContent"], json!({"id": "C004", "tier": "gold"}));
+    assert_eq!(
+        body["result"]["structuredContent"],
+        json!({"id": "C004", "tier": "gold"})
+    );
     let event = c.event(&body).await;
-    assert!(has_finding(&event, "output.undeclared_field", "dropped"), "{event}");
+    assert!(
+        has_finding(&event, "output.undeclared_field", "dropped"),
+        "{event}"
+    );
 
     let (status, body) = c.call(&support, "email.list_outbox", json!({})).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("output schema"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("output schema"),
+        "{body}"
+    );
     assert!(body["result"].is_null());
 }
 
@@ -393,7 +558,13 @@ async fn huge_and_odd_payloads_get_a_clear_answer() {
     let support = server.create_key("support-bot");
 
     // Over the result limit: withheld, with the sizes.
-    let (status, body) = c.call(&support, "echo.echo", json!({"payload": "x".repeat(70_000)})).await;
+    let (status, body) = c
+        .call(
+            &support,
+            "echo.echo",
+            json!({"payload": "x".repeat(70_000)}),
+        )
+        .await;
     assert_eq!(status, 502, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("65536 byte limit"), "{message}");
@@ -402,8 +573,12 @@ async fn huge_and_odd_payloads_get_a_clear_answer() {
 
     // A large text full of number-like runs is scanned, not choked on; cards are masked.
     let payload = "4111 1111 1111 1111 1234567890 ".repeat(900);
-    let body = c.ok(&support, "echo.echo", json!({"payload": payload})).await;
-    let echoed = body["result"]["structuredContent"]["payload"].as_str().unwrap_or_default();
+    let body = c
+        .ok(&support, "echo.echo", json!({"payload": payload}))
+        .await;
+    let echoed = body["result"]["structuredContent"]["payload"]
+        .as_str()
+        .unwrap_or_default();
     assert!(!echoed.contains("4111 1111") && echoed.contains("[REDACTED:regulated]"));
 
     // Arguments of the wrong shape, deeply nested ones, and invisible characters.
@@ -411,9 +586,17 @@ async fn huge_and_odd_payloads_get_a_clear_answer() {
     for _ in 0..100 {
         nested = json!({ "a": nested });
     }
-    let (status, body) = c.call(&support, "echo.echo", json!({"payload": nested})).await;
+    let (status, body) = c
+        .call(&support, "echo.echo", json!({"payload": nested}))
+        .await;
     assert!(status == 403 || status == 400, "{status} {body}");
     assert!(body["error"]["message"].is_string(), "{body}");
-    let body = c.ok(&support, "echo.echo", json!({"payload": "a\u{200b}b\u{202e}c"})).await;
+    let body = c
+        .ok(
+            &support,
+            "echo.echo",
+            json!({"payload": "a\u{200b}b\u{202e}c"}),
+        )
+        .await;
     assert!(text_of(&body["result"]).contains("quarantined"), "{body}");
 }

@@ -739,7 +739,9 @@ impl Validator<'_> {
                     host.span().start,
                     format!("`allowed_link_hosts` entry `{h}` is not a host name"),
                 )
-                .help = Some("a host such as \"docs.example.com\" (its subdomains are allowed too)".into());
+                .help = Some(
+                    "a host such as \"docs.example.com\" (its subdomains are allowed too)".into(),
+                );
             }
         }
         if let Some(max) = &raw.max_result_bytes
@@ -912,13 +914,19 @@ impl Validator<'_> {
             let undo = t.undo.and_then(|u| self.undo(u, upstreams));
             for l in &t.limits {
                 if l.calls == 0 || l.per_secs == 0 {
-                    self.error_at(t.name.span().start, "a rate limit needs `calls` and `per_secs` above 0");
+                    self.error_at(
+                        t.name.span().start,
+                        "a rate limit needs `calls` and `per_secs` above 0",
+                    );
                 }
             }
             if let Some(b) = &t.budget
                 && (b.per_secs == 0 || !(b.max.is_finite() && b.max >= 0.0))
             {
-                self.error_at(t.name.span().start, "a budget needs `per_secs` above 0 and a finite `max` of 0 or more");
+                self.error_at(
+                    t.name.span().start,
+                    "a budget needs `per_secs` above 0 and a finite `max` of 0 or more",
+                );
             }
             let mut classify = BTreeMap::new();
             for (path, class) in t.classify {
@@ -938,7 +946,8 @@ impl Validator<'_> {
                         path.span().start,
                         format!("projection path `{p}` must start with `result/`"),
                     )
-                    .help = Some("e.g. projection = [\"result/id\", \"result/items/*/name\"]".into());
+                    .help =
+                        Some("e.g. projection = [\"result/id\", \"result/items/*/name\"]".into());
                 }
             }
             if let Some(schema) = &t.output_schema
@@ -1545,7 +1554,10 @@ keywords = ["emp-"]
         assert_eq!(c.dlp.detectors[0].keywords, ["emp-"]);
         let tool = &c.tools[0];
         assert_eq!(tool.on_excess, ExcessAction::Pseudonym);
-        assert_eq!(tool.projection.as_deref(), Some(&["result/id".to_owned()][..]));
+        assert_eq!(
+            tool.projection.as_deref(),
+            Some(&["result/id".to_owned()][..])
+        );
         assert_eq!(tool.output, OutputCheck::FailUnexpected);
         assert!(tool.output_schema.as_ref().is_some_and(|s| s.is_object()));
     }
@@ -1558,13 +1570,48 @@ keywords = ["emp-"]
     #[test]
     fn dlp_mistakes_are_reported_at_their_line() {
         for (from, to, needle, says) in [
-            ("pattern = 'EMP-\\d{6}'", "pattern = 'EMP-(\\d'", "EMP-(", "bad pattern"),
-            ("pattern = 'EMP-\\d{6}'", "pattern = '\\d*'", "pattern =", "empty string"),
-            ("disabled = [\"ip_address\"]", "disabled = [\"ip_adress\"]", "ip_adress", "unknown detector"),
-            ("class = \"confidential\"", "class = \"secret\"", "\"secret\"", "unknown data class"),
-            ("name = \"employee_id\"", "name = \"ssn\"", "name = \"ssn\"", "built-in"),
-            ("allowed_link_hosts = [\"Docs.Example.com\"]", "allowed_link_hosts = [\"https://x\"]", "https://x", "not a host"),
-            ("on_injection = \"warn\"", "on_injection = \"shout\"", "shout", "unknown variant"),
+            (
+                "pattern = 'EMP-\\d{6}'",
+                "pattern = 'EMP-(\\d'",
+                "EMP-(",
+                "bad pattern",
+            ),
+            (
+                "pattern = 'EMP-\\d{6}'",
+                "pattern = '\\d*'",
+                "pattern =",
+                "empty string",
+            ),
+            (
+                "disabled = [\"ip_address\"]",
+                "disabled = [\"ip_adress\"]",
+                "ip_adress",
+                "unknown detector",
+            ),
+            (
+                "class = \"confidential\"",
+                "class = \"secret\"",
+                "\"secret\"",
+                "unknown data class",
+            ),
+            (
+                "name = \"employee_id\"",
+                "name = \"ssn\"",
+                "name = \"ssn\"",
+                "built-in",
+            ),
+            (
+                "allowed_link_hosts = [\"Docs.Example.com\"]",
+                "allowed_link_hosts = [\"https://x\"]",
+                "https://x",
+                "not a host",
+            ),
+            (
+                "on_injection = \"warn\"",
+                "on_injection = \"shout\"",
+                "shout",
+                "unknown variant",
+            ),
         ] {
             let src = format!("{GOOD}{DLP}").replace(from, to);
             assert_ne!(src, format!("{GOOD}{DLP}"), "{from}");

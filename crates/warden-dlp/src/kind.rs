@@ -123,7 +123,10 @@ mod tests {
     /// The config validates detector names against its own copy of the list.
     #[test]
     fn the_config_knows_every_builtin_detector() {
-        let names: Vec<&str> = DetectorKind::BUILTIN.iter().map(DetectorKind::name).collect();
+        let names: Vec<&str> = DetectorKind::BUILTIN
+            .iter()
+            .map(DetectorKind::name)
+            .collect();
         assert_eq!(names, warden_core::config::BUILTIN_DETECTORS);
     }
 }

@@ -67,6 +67,8 @@ pub struct Call {
     pub target_upstream: Option<String>,
     /// The upstream's `CallToolResult`, as JSON.
     pub result: Option<Value>,
+    /// Whether the upstream answered with a tool error (before inspection changed the result).
+    pub upstream_error: bool,
     /// Who approved, when this call runs an approved request.
     pub approved_by: Option<Vec<String>>,
     /// What policy requires before this call may run (set by authorize, enforced by gate).
@@ -99,6 +101,7 @@ impl Call {
             mode: Mode::Execute,
             target_upstream: None,
             result: None,
+            upstream_error: false,
             approved_by: None,
             obligation: None,
             approval_id: None,

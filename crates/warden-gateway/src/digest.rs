@@ -124,7 +124,10 @@ mod tests {
         let d = Digester::new([7; 32]);
         assert_ne!(d.derive_key("pseudonym"), d.derive_key("other"));
         assert_ne!(d.derive_key("pseudonym"), [7; 32]);
-        assert_eq!(d.derive_key("pseudonym"), Digester::new([7; 32]).derive_key("pseudonym"));
+        assert_eq!(
+            d.derive_key("pseudonym"),
+            Digester::new([7; 32]).derive_key("pseudonym")
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
-use warden_core::store::{AgentKey, ApprovalKind, ApprovalStatus, VoteOutcome, CancelScope, OperatorRole, OperatorToken, Store, StoreError, Switch,
-    TaskGrant,
+use warden_core::store::{
+    AgentKey, ApprovalKind, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store,
+    StoreError, Switch, TaskGrant, VoteOutcome,
 };
 use warden_core::{
     AuditEvent, Config, EventKind, Mode, Outcome, RiskTier, ToolInfo, ToolName, Verdict,
@@ -337,17 +338,31 @@ impl Gateway {
             }
         }
         event.finished_at = Utc::now();
-        self.shared.store.append(&event).await.map_err(approvals::VoteError::Store)?;
+        self.shared
+            .store
+            .append(&event)
+            .await
+            .map_err(approvals::VoteError::Store)?;
         let (approval, outcome) = result?;
         // Approving a proposal is the operator executing it, now, as the agent.
-        let execution = if approval.kind == ApprovalKind::Proposal && outcome == VoteOutcome::Approved {
-            let principal = Principal { agent: approval.agent.clone(), key_id: None, task: None };
+        let execution = if approval.kind == ApprovalKind::Proposal
+            && outcome == VoteOutcome::Approved
+        {
+            let principal = Principal {
+                agent: approval.agent.clone(),
+                key_id: None,
+                task: None,
+            };
             let request = status_request(&approval.id, Channel::Rest, approval.event_id.clone());
             Some(self.approval_status(principal, request).await)
         } else {
             None
         };
-        Ok(VoteResult { approval, outcome, execution })
+        Ok(VoteResult {
+            approval,
+            outcome,
+            execution,
+        })
     }
 
     /// Approval requests, newest first, optionally of one status.
@@ -536,7 +551,7 @@ impl Gateway {
     async fn record(&self, mut call: Call, refusal: Option<Refusal>) -> CallResponse {
         let outcome = match &refusal {
             Some(r) => r.kind.outcome(),
-            None if is_tool_error(call.result.as_ref()) => Outcome::ToolError,
+            None if call.upstream_error => Outcome::ToolError,
             None => Outcome::Ok,
         };
         let event = &mut call.event;
@@ -858,12 +873,6 @@ impl Gateway {
     }
 }
 
-fn is_tool_error(result: Option<&serde_json::Value>) -> bool {
-    result
-        .and_then(|r| r.get("isError"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false)
-}
 
 /// An authentication failure and the event that recorded it.
 #[derive(Debug, Clone)]

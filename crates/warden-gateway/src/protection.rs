@@ -224,7 +224,11 @@ impl Protection {
     /// resources), which a projection cannot reach into, are removed; when no text block is
     /// left, the projected structured content is added as one (the MCP convention). Returns
     /// whether a projection applied.
-    pub fn project_result(&self, tool: &ToolName, result: &mut Value) -> Result<bool, ProtectionError> {
+    pub fn project_result(
+        &self,
+        tool: &ToolName,
+        result: &mut Value,
+    ) -> Result<bool, ProtectionError> {
         let Some(paths) = &self.tool(tool)?.projection else {
             return Ok(false);
         };
@@ -377,4 +381,231 @@ pub(crate) fn render_like(value: &Value, like: &str) -> String {
 
 pub(crate) fn text_block(text: String) -> Value {
     serde_json::json!({ "type": "text", "text": text })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[vendors]]
+name = "internal"
+cleared = "restricted"
+
+[[vendors]]
+name = "mailco"
+cleared = "internal"
+receives = ["email"]
+
+[[upstreams]]
+name = "crm"
+vendor = "internal"
+command = ["crm"]
+
+[[upstreams]]
+name = "email"
+vendor = "mailco"
+command = ["email"]
+
+[[tools]]
+name = "crm.get_customer"
+classify = { "result/ssn" = "regulated", "result/email" = "confidential", "input/customer_id" = "public" }
+
+[[tools]]
+name = "crm.search_customers"
+projection = ["result/customers/*/id"]
+on_excess = "drop"
+
+[dlp]
+allowed_link_hosts = ["docs.example.com"]
+
+[[dlp.detectors]]
+name = "employee_id"
+pattern = 'EMP-\d{6}'
+class = "confidential"
+"#;
+
+    fn config() -> Config {
+        Config::parse(Path::new("warden.toml"), CONFIG).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn protection() -> Protection {
+        Protection::new(&config(), &[9; 32])
+    }
+
+    fn name(s: &str) -> ToolName {
+        s.parse().unwrap()
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn arguments_are_classified_by_field_rules_and_detectors() {
+        let p = protection();
+        let none = p.classify(&name("crm.get_customer"), &Map::new()).unwrap();
+        assert_eq!(none, ArgumentData::default());
+
+        let public = p
+            .classify(
+                &name("crm.get_customer"),
+                &args(json!({"customer_id": "C001"})),
+            )
+            .unwrap();
+        assert_eq!(public.classes, ["public"]);
+        assert!(public.kinds.is_empty());
+
+        let data = p
+            .classify(
+                &name("email.send"),
+                &args(
+                    json!({"to": "a@example.com", "body": "card 4111 1111 1111 1111, EMP-123456"}),
+                ),
+            )
+            .unwrap();
+        assert_eq!(data.classes, ["internal", "confidential", "regulated"]);
+        assert_eq!(
+            data.kinds,
+            ["dlp.email", "dlp.employee_id", "dlp.payment_card"]
+        );
+        assert_eq!(data.level, Some(ClassLevel(3)));
+        assert!(
+            data.findings
+                .iter()
+                .all(|f| f.action == "flagged" && f.location == "input")
+        );
+        assert!(
+            !format!("{data:?}").contains("4111"),
+            "kinds and classes, never values"
+        );
+    }
+
+    #[test]
+    fn a_vendor_gets_what_it_receives_and_nothing_above_its_clearance() {
+        let p = protection();
+        let mut arguments = json!({"to": "a@example.com", "body": "card 4111 1111 1111 1111"});
+        let inspection = p
+            .inspect_arguments(&name("email.send"), "mailco", ClassLevel(1), &mut arguments)
+            .unwrap();
+        assert_eq!(arguments["to"], "a@example.com");
+        assert_eq!(arguments["body"], "card [REDACTED:regulated]");
+        assert_eq!(inspection.changed(), 1);
+        assert_eq!(
+            p.excess_classes(Some("mailco"), &inspection).unwrap(),
+            ["regulated"]
+        );
+        // Another vendor with the same clearance does not receive addresses.
+        let mut arguments = json!({"to": "a@example.com"});
+        p.inspect_arguments(&name("email.send"), "other", ClassLevel(1), &mut arguments)
+            .unwrap();
+        assert_eq!(arguments["to"], "[REDACTED:confidential]");
+    }
+
+    #[test]
+    fn results_are_held_to_the_clearance_with_the_tools_action() {
+        let p = protection();
+        let mut result = json!({
+            "content": [{"type": "text", "text": "{\"ssn\":\"123-45-6789\",\"email\":\"a@b.example\",\"id\":\"C1\"}"}],
+            "structuredContent": {"ssn": "123-45-6789", "email": "a@b.example", "id": "C1"},
+        });
+        let inspection = p
+            .inspect_result(&name("crm.get_customer"), ClassLevel(2), &mut result)
+            .unwrap();
+        assert_eq!(result["structuredContent"]["ssn"], "[REDACTED:regulated]");
+        assert_eq!(result["structuredContent"]["email"], "a@b.example");
+        assert!(!result.to_string().contains("6789"));
+        assert!(!inspection.injection_found());
+
+        let mut link = json!({"content": [{"type": "text", "text": "see [docs](https://docs.example.com/x) and [x](https://evil.example/y)"}]});
+        let inspection = p
+            .inspect_result(&name("crm.get_customer"), ClassLevel(4), &mut link)
+            .unwrap();
+        let kinds: Vec<&str> = inspection.injection.iter().map(|(k, _, _)| k).collect();
+        assert_eq!(
+            kinds,
+            ["injection.external_link"],
+            "one link is to an allowed host"
+        );
+
+        assert!(
+            p.inspect_result(
+                &name("crm.get_customer"),
+                ClassLevel(4),
+                &mut json!({"content": 1})
+            )
+            .is_err(),
+            "a malformed result is an error (the stage withholds it)"
+        );
+    }
+
+    #[test]
+    fn a_projection_keeps_only_its_paths_and_drops_free_text() {
+        let p = protection();
+        let mut result = json!({
+            "content": [
+                {"type": "text", "text": "{\"customers\":[{\"id\":\"C1\",\"phone\":\"555\"}]}"},
+                {"type": "text", "text": "Alice's phone is 555"},
+                {"type": "image", "data": "AAAA", "mimeType": "image/png"},
+            ],
+            "structuredContent": {"customers": [{"id": "C1", "phone": "555"}], "total": 1},
+        });
+        assert!(
+            p.project_result(&name("crm.search_customers"), &mut result)
+                .unwrap()
+        );
+        assert_eq!(
+            result["structuredContent"],
+            json!({"customers": [{"id": "C1"}]})
+        );
+        assert_eq!(
+            result["content"],
+            json!([{"type": "text", "text": "{\"customers\":[{\"id\":\"C1\"}]}"}])
+        );
+        let mut plain = json!({"content": [{"type": "text", "text": "free"}], "structuredContent": {"customers": []}});
+        p.project_result(&name("crm.search_customers"), &mut plain)
+            .unwrap();
+        assert_eq!(plain["content"][0]["text"], "{\"customers\":[]}");
+        let mut untouched = json!({"content": [{"type": "text", "text": "free"}]});
+        assert!(
+            !p.project_result(&name("crm.get_customer"), &mut untouched)
+                .unwrap()
+        );
+        assert_eq!(untouched["content"][0]["text"], "free");
+    }
+
+    #[test]
+    fn a_configuration_that_cannot_be_built_fails_every_call_closed() {
+        let mut config = config();
+        config.dlp.detectors[0].pattern = "(".into();
+        let p = Protection::new(&config, &[9; 32]);
+        let err = p
+            .classify(
+                &name("crm.get_customer"),
+                &args(json!({"customer_id": "C1"})),
+            )
+            .unwrap_err();
+        assert!(matches!(err, ProtectionError::Unavailable(_)), "{err}");
+        assert!(
+            p.inspect_result(
+                &name("crm.get_customer"),
+                ClassLevel(4),
+                &mut json!({"content": []})
+            )
+            .is_err()
+        );
+        assert!(
+            Protection::new(&super::tests::config(), &[])
+                .tool(&name("crm.get_customer"))
+                .is_err(),
+            "an empty pseudonym key"
+        );
+    }
 }

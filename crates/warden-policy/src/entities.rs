@@ -233,7 +233,10 @@ fn upstream_entity(config: &Config, name: &str) -> Result<Entity, String> {
 fn tool_entity(config: &Config, tool: &ToolInfo) -> Result<Entity, String> {
     let (vendor, vendor_clearance) = vendor_of(config, tool.name.upstream());
     let attrs = HashMap::from([
-        ("vendor".to_owned(), RestrictedExpression::new_string(vendor)),
+        (
+            "vendor".to_owned(),
+            RestrictedExpression::new_string(vendor),
+        ),
         (
             "vendor_clearance".to_owned(),
             RestrictedExpression::new_long(vendor_clearance),

@@ -171,7 +171,10 @@ policies = ["no-regulated-to-mailco"]
         "[[case]]\nname = \"x\"\nagent = \"support-bot\"\ntool = \"email.send\"\nexpect = \"deny\"\nclasses = [\"secret\"]\n",
     );
     let err = run_policy_tests(&b, &bad).unwrap_err();
-    assert!(err.to_string().contains("unknown data class `secret`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown data class `secret`"),
+        "{err}"
+    );
     assert_eq!(err.0[0].line, 6, "{err}");
 }
 

@@ -676,11 +676,17 @@ fn policies_see_the_data_classes_and_findings_of_the_arguments_and_the_vendor() 
         })
     };
     assert!(decide(&[], &[]).allowed);
-    assert!(decide(&["internal"], &[]).allowed, "mailco is cleared for internal");
+    assert!(
+        decide(&["internal"], &[]).allowed,
+        "mailco is cleared for internal"
+    );
     let regulated = decide(&["internal", "regulated"], &[]);
     let mut policies = regulated.policies.clone();
     policies.sort();
-    assert_eq!(policies, ["no-regulated-to-mailco", "within-vendor-clearance"]);
+    assert_eq!(
+        policies,
+        ["no-regulated-to-mailco", "within-vendor-clearance"]
+    );
     assert_eq!(decide(&[], &["dlp.payment_card"]).policies, ["no-cards"]);
     assert_eq!(
         decide(&["confidential"], &[]).policies,
@@ -700,6 +706,7 @@ fn policies_see_the_data_classes_and_findings_of_the_arguments_and_the_vendor() 
 fn a_policy_on_data_classes_must_use_them_as_declared() {
     let text = r#"forbid(principal, action, resource) when { context.classes == "regulated" };"#;
     assert!(bundle_of(&[("p.cedar", text)]).is_err());
-    let text = r#"forbid(principal, action, resource) when { resource.vendor_clearance == "internal" };"#;
+    let text =
+        r#"forbid(principal, action, resource) when { resource.vendor_clearance == "internal" };"#;
     assert!(bundle_of(&[("p.cedar", text)]).is_err());
 }

@@ -414,7 +414,7 @@ async fn rebuild(
 
 /// Keep `id` if it is at a stored level.
 fn collect(subtrees: &mut Vec<SubtreeHash>, id: NodeId, hash: &Hash) {
-    if id.level > 0 && id.level % STRIDE == 0 {
+    if id.level > 0 && id.level.is_multiple_of(STRIDE) {
         subtrees.push(SubtreeHash {
             level: id.level,
             index: id.index,

@@ -130,7 +130,15 @@ fn to_mcp_result(response: CallResponse) -> CallToolResult {
         // An upstream on an older revision sends no `resultType`; 2026-07-28 clients need it.
         r.result_type.get_or_insert(ResultType::COMPLETE);
         let meta = r.meta.get_or_insert_with(Default::default);
-        meta.insert("warden".into(), warden);
+        // Keep what inspection put there (warnings, quarantine) beside the decision.
+        let merged = match (meta.get("warden").cloned(), warden) {
+            (Some(Value::Object(mut from_inspect)), Value::Object(decision)) => {
+                from_inspect.extend(decision);
+                Value::Object(from_inspect)
+            }
+            (_, decision) => decision,
+        };
+        meta.insert("warden".into(), merged);
         return r;
     }
     let mut r = CallToolResult::error(vec![ContentBlock::text(response.explanation())]);

@@ -254,6 +254,40 @@ impl LogReader {
         seq_from_db(n)
     }
 
+    /// Stored subtree hashes at `level` with `from <= index < to`, as `(index, hash)` in index
+    /// order: not trusted, a verifier authenticates them against a signed root.
+    pub async fn subtree_hashes(
+        &self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        const SQLITE: &str = "SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? \
+             AND idx < ? ORDER BY idx";
+        const PG: &str = "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 \
+             AND idx < $3 ORDER BY idx";
+        let (level, from, to) = (i64::from(level), seq_to_db(from)?, seq_to_db(to)?);
+        match &self.pool {
+            ReaderPool::Sqlite(pool) => {
+                sqlx::query_as(SQLITE)
+                    .bind(level)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(pool)
+                    .await
+            }
+            ReaderPool::Postgres(pool) => {
+                sqlx::query_as(PG)
+                    .bind(i32::try_from(level).unwrap_or(i32::MAX))
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(|e| db_error(e, "reading subtree hashes"))
+    }
+
     /// Every stored checkpoint, smallest size first.
     pub async fn checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
         const SQL: &str =

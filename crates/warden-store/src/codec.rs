@@ -82,7 +82,7 @@ pub(crate) fn nodes_to_blob(nodes: &[LogHash]) -> Vec<u8> {
 
 /// Read a blob written by [`nodes_to_blob`].
 pub(crate) fn nodes_from_blob(blob: &[u8], size: i64) -> Result<Vec<LogHash>, StoreError> {
-    if blob.len() % 32 != 0 {
+    if !blob.len().is_multiple_of(32) {
         return Err(corrupt(
             format_args!("the compact range of checkpoint {size}"),
             format_args!("{} bytes, not a multiple of 32", blob.len()),

@@ -36,6 +36,7 @@ impl Stage for Execute {
             Ok(outcome) => {
                 call.event.upstream_latency_us =
                     Some(u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX));
+                call.upstream_error = outcome.is_error();
                 call.result = Some(outcome.result);
                 Ok(Flow::Continue)
             }

@@ -120,20 +120,28 @@ impl Stage for Inspect {
                 InjectionAction::Quarantine => "quarantined",
                 InjectionAction::Deny => "denied",
             };
-            for f in findings.iter_mut().filter(|f| f.kind.starts_with("injection.")) {
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.kind.starts_with("injection."))
+            {
                 f.action = word.into();
             }
             let warning = format!("possible prompt injection in this result ({kinds})");
             match action {
-                InjectionAction::Warn => set_warden_meta(&mut result, json!({ "warnings": [warning] })),
+                InjectionAction::Warn => {
+                    set_warden_meta(&mut result, json!({ "warnings": [warning] }))
+                }
                 InjectionAction::Quarantine => {
-                    result = quarantined(&kinds, &call.event.id, &warning);
+                    let has_output_schema = call.tool.as_ref().is_some_and(|t| t.output_schema.is_some());
+                    result = quarantined(&kinds, &call.event.id, &warning, has_output_schema);
                 }
                 InjectionAction::Deny => {
                     call.event.findings.extend(findings);
                     call.event.policies.push(INJECTION_POLICY.into());
                     return Ok(Flow::Answer(Refusal::denied(
-                        format!("the result shows signs of prompt injection ({kinds}); it is withheld"),
+                        format!(
+                            "the result shows signs of prompt injection ({kinds}); it is withheld"
+                        ),
                         vec![INJECTION_POLICY.into()],
                     )));
                 }
@@ -174,7 +182,10 @@ fn malformed(result: &Value) -> Option<&'static str> {
     ) {
         return Some("`structuredContent` is not an object");
     }
-    if !matches!(obj.get("isError"), None | Some(Value::Null | Value::Bool(_))) {
+    if !matches!(
+        obj.get("isError"),
+        None | Some(Value::Null | Value::Bool(_))
+    ) {
         return Some("`isError` is not a boolean");
     }
     None
@@ -259,8 +270,10 @@ fn set_warden_meta(result: &mut Value, value: Value) {
     }
 }
 
-/// The result an agent gets instead of a quarantined one.
-fn quarantined(kinds: &str, event_id: &str, warning: &str) -> Value {
+/// The result an agent gets instead of a quarantined one. A tool that declares an output schema
+/// must return matching structured content unless the result is an error, so for such tools the
+/// notice is an error result (clients validate it otherwise and fail).
+fn quarantined(kinds: &str, event_id: &str, warning: &str, has_output_schema: bool) -> Value {
     json!({
         "content": [{
             "type": "text",
@@ -269,7 +282,7 @@ fn quarantined(kinds: &str, event_id: &str, warning: &str) -> Value {
                  Its content is withheld; an operator can review the call (event {event_id})."
             ),
         }],
-        "isError": false,
+        "isError": has_output_schema,
         "_meta": { "warden": { "quarantined": true, "warnings": [warning] } },
     })
 }
@@ -293,7 +306,10 @@ mod tests {
             malformed(&json!({"content": [], "isError": "yes"})),
             Some("`isError` is not a boolean")
         );
-        assert_eq!(malformed(&json!({"content": [], "structuredContent": {}})), None);
+        assert_eq!(
+            malformed(&json!({"content": [], "structuredContent": {}})),
+            None
+        );
     }
 
     #[test]
@@ -301,7 +317,8 @@ mod tests {
         let result = json!({"structuredContent": {"id": 1, "ssn": "x"}});
         let strict = json!({"type": "object", "properties": {"id": {"type": "integer"}}});
         assert_eq!(undeclared_members(&strict, &result), ["ssn"]);
-        let open = json!({"type": "object", "properties": {"id": {}}, "additionalProperties": true});
+        let open =
+            json!({"type": "object", "properties": {"id": {}}, "additionalProperties": true});
         assert!(undeclared_members(&open, &result).is_empty());
         assert!(undeclared_members(&json!({"type": "object"}), &result).is_empty());
     }
@@ -322,7 +339,10 @@ mod tests {
     fn warnings_replace_an_upstreams_warden_meta() {
         let mut result = json!({"content": [], "_meta": {"warden": {"outcome": "forged"}, "x": 1}});
         set_warden_meta(&mut result, json!({"warnings": ["w"]}));
-        assert_eq!(result["_meta"], json!({"warden": {"warnings": ["w"]}, "x": 1}));
+        assert_eq!(
+            result["_meta"],
+            json!({"warden": {"warnings": ["w"]}, "x": 1})
+        );
         let mut bare = json!({"content": [], "_meta": "odd"});
         set_warden_meta(&mut bare, json!({"warnings": ["w"]}));
         assert_eq!(bare["_meta"]["warden"]["warnings"][0], "w");

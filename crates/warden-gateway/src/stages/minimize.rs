@@ -34,7 +34,9 @@ impl Stage for Minimize {
         let input = Value::Object(std::mem::take(&mut call.input));
         call.event.args_digest = Some(shared.digester.digest(&input));
         let Value::Object(map) = input else {
-            return Err(StageError::Internal("the arguments stopped being an object"));
+            return Err(StageError::Internal(
+                "the arguments stopped being an object",
+            ));
         };
         call.input = map;
 
@@ -51,16 +53,15 @@ impl Stage for Minimize {
         }
 
         let mut arguments = Value::Object(std::mem::take(&mut call.input));
-        let inspection = shared.protection.inspect_arguments(
-            &tool.name,
-            &vendor,
-            clearance,
-            &mut arguments,
-        )?;
+        let inspection =
+            shared
+                .protection
+                .inspect_arguments(&tool.name, &vendor, clearance, &mut arguments)?;
         let excess = shared
             .protection
             .excess_classes(Some(&vendor), &inspection)?;
-        let deny = shared.config.dlp.on_vendor_excess == VendorExcess::Deny && inspection.changed() > 0;
+        let deny =
+            shared.config.dlp.on_vendor_excess == VendorExcess::Deny && inspection.changed() > 0;
         let mut findings = inspection.findings();
         if deny {
             for f in &mut findings {
@@ -93,7 +94,9 @@ impl Stage for Minimize {
         }
         let Value::Object(map) = arguments else {
             // Rewriting an object keeps it one; should it not, nothing is sent.
-            return Err(StageError::Internal("minimized arguments are not an object"));
+            return Err(StageError::Internal(
+                "minimized arguments are not an object",
+            ));
         };
         call.input = map;
         Ok(Flow::Continue)

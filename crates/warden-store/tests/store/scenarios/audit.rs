@@ -106,7 +106,7 @@ pub async fn checkpoints_and_subtrees_round_trip_and_the_first_write_wins(db: Db
     let mut subtrees = Vec::new();
     for leaf in &leaves {
         range.push_with(*leaf, |id, hash| {
-            if id.level > 0 && id.level % 4 == 0 {
+            if id.level > 0 && id.level.is_multiple_of(4) {
                 subtrees.push(SubtreeHash {
                     level: id.level,
                     index: id.index,
@@ -224,7 +224,7 @@ pub async fn the_log_reader_sees_rows_as_stored(db: Db) {
         Some(leaf_hash(&canonical_bytes(&e)).as_slice())
     );
     assert_eq!(
-        records[0].columns.as_ref().map(|c| canonical_bytes(c)).ok(),
+        records[0].columns.as_ref().map(canonical_bytes).ok(),
         Some(canonical_bytes(&e)),
         "the columns tell the same event"
     );
