@@ -488,6 +488,98 @@ pub trait AuditLogStore: Send + Sync {
     async fn backfill_leaves(&self) -> Result<u64, StoreError>;
 }
 
+/// What an evidence record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Artifact {
+    /// The arguments the agent sent.
+    Arguments,
+    /// The result the upstream returned (before redaction for the agent).
+    Result,
+    /// An approval's request and votes as the approvers saw them.
+    Approval,
+    /// The state a `capture` undo recipe read before a write, to restore it on undo.
+    PriorState,
+}
+
+impl Artifact {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Arguments => "arguments",
+            Self::Result => "result",
+            Self::Approval => "approval",
+            Self::PriorState => "prior_state",
+        }
+    }
+}
+
+impl std::str::FromStr for Artifact {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "arguments" => Ok(Self::Arguments),
+            "result" => Ok(Self::Result),
+            "approval" => Ok(Self::Approval),
+            "prior_state" => Ok(Self::PriorState),
+            other => Err(format!(
+                "unknown artifact `{other}` (arguments, result, approval, prior_state)"
+            )),
+        }
+    }
+}
+
+/// One encrypted raw payload in the evidence vault, as stored. The store never sees plaintext:
+/// the gateway seals with `warden-vault` (a data key per record, wrapped by the master key).
+/// Shredding clears `wrapped_key` and `ciphertext` and sets `shredded_at`; the row stays so
+/// `explain` can say what was erased and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    pub event_id: String,
+    pub artifact: Artifact,
+    /// The most sensitive data class found in the payload (drives retention).
+    pub class: String,
+    pub agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When retention will shred it (`None`: kept until shredded by hand).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Id of the master key that wrapped the data key.
+    pub key_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub shredded_at: Option<DateTime<Utc>>,
+}
+
+/// A legal hold: while it exists, evidence in its scope is never shredded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    pub id: String,
+    /// `agent:NAME` or `event:ID`.
+    pub scope: String,
+    pub reason: String,
+    pub operator: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Raw payloads, encrypted, apart from the audit log; retention by crypto-shredding.
+#[async_trait]
+pub trait EvidenceStore: Send + Sync {
+    /// Store a record; one per (event, artifact): a second put for the same pair is a conflict.
+    async fn put_evidence(&self, record: &EvidenceRecord) -> Result<(), StoreError>;
+    async fn evidence(
+        &self,
+        event_id: &str,
+        artifact: Artifact,
+    ) -> Result<Option<EvidenceRecord>, StoreError>;
+    /// Every record of an event (shredded ones too), by artifact.
+    async fn evidence_of_event(&self, event_id: &str) -> Result<Vec<EvidenceRecord>, StoreError>;
+    /// Shred every unshredded record with `expires_at <= now` not under a legal hold;
+    /// returns how many were shredded.
+    async fn shred_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn insert_hold(&self, hold: &LegalHold) -> Result<(), StoreError>;
+    async fn remove_hold(&self, id: &str) -> Result<bool, StoreError>;
+    async fn holds(&self) -> Result<Vec<LegalHold>, StoreError>;
+}
+
 /// Everything the gateway needs from persistence.
 pub trait Store: EventLog + CredentialStore + ControlStore {}
 impl<T: EventLog + CredentialStore + ControlStore> Store for T {}
