@@ -90,6 +90,29 @@ async def a_refund_over_the_limit_is_denied_naming_the_policy(args, revision):
     await session(args.url, args.refund_key, revision, body)
 
 
+async def a_call_waiting_for_approval_reports_progress(args, revision):
+    """A refund over 100.00 parks for finance; while it waits, the client hears progress."""
+    reports = []
+
+    async def on_progress(progress, total, message):
+        reports.append((progress, total, message))
+
+    async def body(s):
+        parked = await s.call_tool(
+            "payments.refund",
+            {"amount": 20000, "currency": "EUR", "customer_id": "C002"},
+            progress_callback=on_progress,
+        )
+        approval_id = warden_meta(parked).get("approval_id")
+        check(approval_id, f"the refund must be parked for approval: {text_of(parked)}")
+        check(approval_id in text_of(parked), f"the answer names the approval: {text_of(parked)}")
+        check(reports, "no progress notification arrived while the call waited")
+        check(all(approval_id in (m or "") for _, _, m in reports), f"progress messages: {reports}")
+        check(all(t and p <= t for p, t, _ in reports), f"progress must stay within its total: {reports}")
+
+    await session(args.url, args.refund_key, revision, body)
+
+
 async def an_unknown_tool_is_a_clear_error(args, revision):
     async def body(s):
         r = await s.call_tool("crm.drop_database", {})
@@ -151,6 +174,7 @@ SCENARIOS = [
     support_reads_a_customer,
     support_is_denied_a_refund_by_policy,
     a_refund_over_the_limit_is_denied_naming_the_policy,
+    a_call_waiting_for_approval_reports_progress,
     an_unknown_tool_is_a_clear_error,
     arguments_of_the_wrong_type_are_refused,
     a_third_party_upstream_is_governed,

@@ -496,7 +496,7 @@ async fn verify_reader(
         && let Some(row) = rows
             .iter()
             .find(|c| c.size == i64::try_from(size).unwrap_or(-1))
-        && let Some((start, end)) = localize(reader, key, row, failure.index).await
+        && let Some((start, end)) = localize(reader, key, row).await
     {
         failure.index = failure.index.max(start);
         failure.message = format!(
@@ -508,7 +508,7 @@ async fn verify_reader(
     Ok(outcome)
 }
 
-/// After a root mismatch at checkpoint `row` (events below `covered` verified): narrow down
+/// After a root mismatch at checkpoint `row`: narrow down
 /// where the events first differ from what was signed, using only hashes authenticated by the
 /// signed root — the checkpoint's compact range (which must fold to it), then the stored
 /// subtree hashes below the first differing node (each level must fold to its authenticated
@@ -518,7 +518,6 @@ async fn localize(
     reader: &LogReader,
     key: &VerifierKey,
     row: &RawCheckpoint,
-    covered: u64,
 ) -> Option<(u64, u64)> {
     const STRIDE: u32 = warden_server::checkpointer::STRIDE;
     let signed = checkpoint::verify(&row.note, key).ok()?;

@@ -17,6 +17,11 @@ fn with_git_upstream(config: String, repo: &str) -> String {
     )
 }
 
+/// Let a call that needs approval wait a little (and report progress) before it answers pending.
+fn with_approval_wait(config: String) -> String {
+    config.replace("[approvals]\n", "[approvals]\nwait_ms = 2500\n")
+}
+
 #[test]
 fn the_python_sdk_lists_calls_and_is_denied_where_policy_says() {
     let repo = tempfile::tempdir().expect("repo dir");
@@ -45,7 +50,7 @@ fn the_python_sdk_lists_calls_and_is_denied_where_policy_says() {
     let repo_path = repo.path().display().to_string();
 
     let server = TestServer::quickstart_with(
-        |c| with_git_upstream(c, &repo_path),
+        |c| with_approval_wait(with_git_upstream(c, &repo_path)),
         |dir| {
             std::fs::write(dir.join("policies/git.cedar"), GIT_POLICY).expect("write git policy");
         },

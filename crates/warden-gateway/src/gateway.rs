@@ -148,6 +148,22 @@ pub struct TaskRequest {
     pub user: Option<String>,
 }
 
+/// How often a waiting call reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// One report from a call that is waiting (for an approval decision).
+#[derive(Debug, Clone)]
+pub struct ProgressUpdate {
+    pub elapsed: Duration,
+    /// How long the call waits at most.
+    pub wait: Duration,
+    pub message: String,
+}
+
+/// Where a waiting call sends its progress reports (an MCP edge turns them into
+/// `notifications/progress`). It must not block.
+pub type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
+
 pub const MAX_TASK_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_TASK_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -376,6 +392,17 @@ impl Gateway {
     /// Run one call through the pipeline. The answer is returned only once its audit event is
     /// committed; if the commit fails, the call's result is withheld and it fails closed.
     pub async fn call_tool(&self, principal: Principal, request: CallRequest) -> CallResponse {
+        self.call_tool_with_progress(principal, request, None).await
+    }
+
+    /// [`Gateway::call_tool`], telling `progress` (about once a second) while the call waits
+    /// for an approval decision, so an MCP client can show that it is waiting and why.
+    pub async fn call_tool_with_progress(
+        &self,
+        principal: Principal,
+        request: CallRequest,
+        progress: Option<Progress>,
+    ) -> CallResponse {
         if request.tool == approvals::STATUS_TOOL {
             return self.approval_status(principal, request).await;
         }
@@ -383,7 +410,7 @@ impl Gateway {
         let response = self.run(call).await;
         match &response.approval_id {
             Some(id) if !self.shared.config.approvals.wait.is_zero() => {
-                self.wait_for_decision(principal, id, response.clone())
+                self.wait_for_decision(principal, id, response.clone(), progress)
                     .await
             }
             _ => response,
@@ -433,9 +460,23 @@ impl Gateway {
         principal: Principal,
         id: &str,
         pending: CallResponse,
+        progress: Option<Progress>,
     ) -> CallResponse {
-        let deadline = tokio::time::Instant::now() + self.shared.config.approvals.wait;
+        let started = tokio::time::Instant::now();
+        let wait = self.shared.config.approvals.wait;
+        let deadline = started + wait;
+        let mut last_report: Option<tokio::time::Instant> = None;
         while tokio::time::Instant::now() < deadline {
+            if let Some(report) = &progress
+                && last_report.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)
+            {
+                last_report = Some(tokio::time::Instant::now());
+                report(ProgressUpdate {
+                    elapsed: started.elapsed(),
+                    wait,
+                    message: format!("waiting for approval {id}"),
+                });
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             match self.shared.store.approval(id).await {
                 Ok(Some(a)) if a.status == ApprovalStatus::Pending => continue,

@@ -20,4 +20,6 @@ pub mod stages;
 pub mod switches;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
-pub use gateway::{Gateway, GatewayParts, ListRequest, Shared, Snapshot, TaskRequest};
+pub use gateway::{
+    Gateway, GatewayParts, ListRequest, Progress, ProgressUpdate, Shared, Snapshot, TaskRequest,
+};

@@ -15,7 +15,8 @@ use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ResultType, ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ResultType,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -109,10 +110,32 @@ impl ServerHandler for WardenMcp {
                 .or_else(|| headers.and_then(|h| header_str(h, "mcp-session-id"))),
             correlation_id: headers.and_then(crate::correlation_id),
         };
-        let response = self.gateway.call_tool(principal, call).await;
+        let progress = progress_reporter(&context);
+        let response = self
+            .gateway
+            .call_tool_with_progress(principal, call, progress)
+            .await;
         crate::metrics::record_call(&response);
         Ok(CallToolResponse::from(to_mcp_result(response)))
     }
+}
+
+/// When the client asked for progress (`_meta.progressToken`), report a waiting call's progress
+/// as `notifications/progress` on the same request's stream.
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<warden_gateway::Progress> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    Some(std::sync::Arc::new(move |update: warden_gateway::ProgressUpdate| {
+        let param = ProgressNotificationParam::new(token.clone(), update.elapsed.as_secs_f64())
+            .with_total(update.wait.as_secs_f64())
+            .with_message(update.message);
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = peer.notify_progress(param).await {
+                tracing::debug!(error = %e, "could not send a progress notification");
+            }
+        });
+    }))
 }
 
 /// A gateway answer as an MCP tool result: the upstream's result, or a tool error whose text
