@@ -100,7 +100,7 @@ async fn after_the_agent_reads_an_email_sending_email_to_an_external_domain_wait
 
     // The audit event names the session.
     let event = get(base, &server.admin_token, &format!("/v1/events/{}", held["event_id"].as_str().unwrap())).await;
-    assert_eq!(event["session"], "id:ticket-1", "{event}");
+    assert_eq!(event["event"]["session"], "id:ticket-1", "{event}");
 }
 
 #[tokio::test]
@@ -142,7 +142,7 @@ async fn a_task_grant_is_a_session_and_its_refunds_count_together() {
     let (code, body) = call_in(&server.base, &token, Some("c"), "payments.refund", refund()).await;
     assert_eq!(code, 403, "{body}");
     let event = get(&server.base, &server.admin_token, &format!("/v1/events/{}", body["event_id"].as_str().unwrap())).await;
-    assert_eq!(event["session"], format!("task:{}", task["task_id"].as_str().unwrap()));
+    assert_eq!(event["event"]["session"], format!("task:{}", task["task_id"].as_str().unwrap()), "{event}");
 }
 
 #[tokio::test]

@@ -70,7 +70,6 @@ pub fn decide(
 }
 
 /// The difference to record, if the shadow decided otherwise.
-#[allow(clippy::too_many_arguments)]
 pub fn difference(
     event_id: &str,
     request: &AuthzRequest<'_>,

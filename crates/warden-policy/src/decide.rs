@@ -164,11 +164,11 @@ impl PolicyBundle {
     }
 
     /// True when policy allows `tool` for some arguments: Cedar partially evaluates the request
-    /// with `context.input` (and the time and approval state) unknown; a residual means "maybe",
-    /// so the tool is listed, and only a definite deny hides it.
+    /// with `context.input` (and the time, approval state and session) unknown; a residual means
+    /// "maybe", so the tool is listed, and only a definite deny hides it.
     ///
-    /// A hidden tool is therefore denied at call time whatever the arguments, time or approval
-    /// (as long as no session is named: listing assumes none). A listed tool may still be denied
+    /// A hidden tool is therefore denied at call time whatever the arguments, time, approval or
+    /// session. A listed tool may still be denied
     /// for particular arguments. The answer depends only on the arguments and this bundle, so
     /// callers may cache it per (bundle hash, agent, user, task, tool, mode); one call costs a
     /// partial evaluation of the tool's slice, tens of microseconds.

@@ -310,7 +310,7 @@ fn write_tool_action(out: &mut String, name: &ToolName, risk: RiskTier, input: &
 /// per catalog tool, so `context.session.counts["payments.refund"]` is checked like an action.
 fn write_session_type(out: &mut String, catalog: &Catalog) {
     out.push_str(concat!(
-        "  // what the agent's session did before this call (calls that reached their upstream):\n",
+        "\n  // what the agent's session did before this call (calls that reached their upstream):\n",
         "  // id (\"\" outside a session), calls, tools called, calls per tool, data classes seen\n",
         "  // in arguments and results (and the rank of the most sensitive), findings in results\n",
         "  // (\"injection.<indicator>\", \"untrusted_output\"), and whether untrusted content was seen\n",

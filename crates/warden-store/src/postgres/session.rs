@@ -150,7 +150,7 @@ impl SessionStore for PostgresStore {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<ShadowDiff>, StoreError> {
-        let since = since.map_or(DateTime::<Utc>::MIN_UTC, micros);
+        let since = since.map_or(DateTime::<Utc>::UNIX_EPOCH, micros);
         let rows = sqlx::query_as::<_, DiffRow>(
             "SELECT event_id, at, agent, \"user\", tool, active, active_policies, shadow, \
              shadow_policies, shadow_error, active_bundle, shadow_bundle FROM shadow_diffs \

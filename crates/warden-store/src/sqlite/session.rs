@@ -6,7 +6,7 @@ use warden_core::session::{SessionState, SessionStore, SessionUpdate, ShadowDiff
 use warden_core::store::StoreError;
 
 use super::SqliteStore;
-use crate::codec::{parse_opt_time, parse_time, time_text};
+use crate::codec::{parse_time, time_text};
 use crate::error::db_error;
 use crate::session::{marks, policies_from_db, policies_text, session_from_rows};
 
@@ -62,7 +62,7 @@ impl SessionStore for SqliteStore {
         .map_err(|e| db_error(e, what()))?;
         let mut state = SessionState::new(agent, session);
         state.started_at = Some(parse_time(&started, "sessions.started_at")?);
-        state.updated_at = parse_opt_time(Some(&updated), "sessions.updated_at")?;
+        state.updated_at = Some(parse_time(&updated, "sessions.updated_at")?);
         session_from_rows(state, tools, marks).map(Some)
     }
 
