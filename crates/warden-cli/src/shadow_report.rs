@@ -49,16 +49,23 @@ fn render(body: &Value) -> String {
             short(shadow),
             short(&body["active_bundle"])
         )),
-        None => out.push_str("no shadow bundle is loaded ([policy] shadow); showing what was recorded\n"),
+        None => out
+            .push_str("no shadow bundle is loaded ([policy] shadow); showing what was recorded\n"),
     }
     let report = &body["report"];
     let total = report["differences"].as_u64().unwrap_or(0);
     out.push_str(&format!("{total} difference(s)\n"));
     if let Some(tools) = report["by_tool"].as_object() {
-        out.push_str(&format!("\n{:<32} {:<40} {:>7}\n", "TOOL", "ACTIVE -> SHADOW", "CALLS"));
+        out.push_str(&format!(
+            "\n{:<32} {:<40} {:>7}\n",
+            "TOOL", "ACTIVE -> SHADOW", "CALLS"
+        ));
         for (tool, directions) in tools {
             for (direction, n) in directions.as_object().into_iter().flatten() {
-                out.push_str(&format!("{tool:<32} {direction:<40} {:>7}\n", n.as_u64().unwrap_or(0)));
+                out.push_str(&format!(
+                    "{tool:<32} {direction:<40} {:>7}\n",
+                    n.as_u64().unwrap_or(0)
+                ));
             }
         }
     }
@@ -68,7 +75,12 @@ fn render(body: &Value) -> String {
         for e in &examples {
             let policies = |k: &str| {
                 e[k].as_array()
-                    .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    .map(|p| {
+                        p.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
                     .unwrap_or_default()
             };
             out.push_str(&format!(
@@ -109,6 +121,9 @@ mod tests {
         assert!(text.contains("allow -> deny"), "{text}");
         assert!(text.contains("event e1"), "{text}");
         assert!(text.contains("[no-refunds]"), "{text}");
-        assert_eq!(urlencode("2026-01-01T00:00:00+00:00"), "2026-01-01T00%3A00%3A00%2B00%3A00");
+        assert_eq!(
+            urlencode("2026-01-01T00:00:00+00:00"),
+            "2026-01-01T00%3A00%3A00%2B00%3A00"
+        );
     }
 }

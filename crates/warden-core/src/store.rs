@@ -581,10 +581,7 @@ pub trait EvidenceStore: Send + Sync {
 }
 
 /// Everything the gateway needs from persistence.
-pub trait Store:
-    EventLog + CredentialStore + ControlStore + crate::session::SessionStore
-{
-}
+pub trait Store: EventLog + CredentialStore + ControlStore + crate::session::SessionStore {}
 impl<T: EventLog + CredentialStore + ControlStore + crate::session::SessionStore> Store for T {}
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
-use warden_core::session::SessionStore as _;
 use warden_core::config::Agent;
+use warden_core::session::SessionStore as _;
 use warden_core::store::{
     AgentKey, ApprovalKind, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store,
     StoreError, Switch, TaskGrant, VoteOutcome,
@@ -616,13 +616,13 @@ impl Gateway {
                     tracing::warn!(error = %e, event = %event_id, "could not record a shadow-policy difference");
                 }
                 CallResponse {
-                approval_id: call.approval_id.clone(),
-                event_id,
-                outcome,
-                policies: call.event.policies.clone(),
-                result: if refusal.is_none() { call.result } else { None },
-                refusal,
-            }
+                    approval_id: call.approval_id.clone(),
+                    event_id,
+                    outcome,
+                    policies: call.event.policies.clone(),
+                    result: if refusal.is_none() { call.result } else { None },
+                    refusal,
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, event = %event_id, "audit commit failed; withholding the result");
@@ -942,7 +942,6 @@ impl Gateway {
         Ok(event.id)
     }
 }
-
 
 /// An authentication failure and the event that recorded it.
 #[derive(Debug, Clone)]

@@ -158,8 +158,7 @@ impl Protection {
     /// The data class of a finding kind (`field.<class>`, `dlp.<kind>`), when it has one.
     pub fn class_of_finding(&self, kind: &str) -> Result<Option<String>, ProtectionError> {
         let b = self.built()?;
-        Ok(b
-            .finding_level(&b.scanner, kind)
+        Ok(b.finding_level(&b.scanner, kind)
             .map(|l| b.classes.name(l).to_owned()))
     }
 

@@ -26,7 +26,12 @@ use crate::gateway::Shared;
 
 /// The session key of a call, if it belongs to one.
 pub fn session_key(request: &CallRequest, principal: &Principal) -> Option<String> {
-    let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let clean = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     if let Some(id) = clean(&request.mcp_session) {
         return Some(format!("mcp:{id}"));
     }
@@ -77,7 +82,12 @@ pub fn update_of(shared: &Shared, call: &Call) -> Option<SessionUpdate> {
         .map(|d| d.classes.clone())
         .unwrap_or_default();
     let mut findings = Vec::new();
-    for f in call.event.findings.iter().filter(|f| f.location == "result") {
+    for f in call
+        .event
+        .findings
+        .iter()
+        .filter(|f| f.location == "result")
+    {
         if f.kind.starts_with("injection.") {
             findings.push(f.kind.clone());
         } else if let Ok(Some(class)) = shared.protection.class_of_finding(&f.kind) {

@@ -177,7 +177,10 @@ mod tests {
         let r = report(&diffs, None, 2);
         assert_eq!(r.differences, 5);
         assert_eq!(r.by_tool["payments.refund"]["allow -> deny"], 3);
-        assert_eq!(r.by_tool["payments.refund"]["deny -> deny (other policies)"], 1);
+        assert_eq!(
+            r.by_tool["payments.refund"]["deny -> deny (other policies)"],
+            1
+        );
         assert_eq!(r.by_tool["email.send"]["allow -> error"], 1);
         let ids: Vec<&str> = r.examples.iter().map(|d| d.event_id.as_str()).collect();
         assert_eq!(ids, ["e5", "e2", "e3", "e4"]);

@@ -76,11 +76,30 @@ fn external_mail() -> Value {
 fn after_untrusted_content_external_email_needs_approval_but_internal_email_does_not() {
     let b = session_bundle();
     let fresh = session_with("support-bot", &[], &[]);
-    assert!(decide_in(&b, "support-bot", "email.send", external_mail(), Some(&fresh)).allowed);
+    assert!(
+        decide_in(
+            &b,
+            "support-bot",
+            "email.send",
+            external_mail(),
+            Some(&fresh)
+        )
+        .allowed
+    );
     assert!(decide_in(&b, "support-bot", "email.send", external_mail(), None).allowed);
 
-    let after_inbox = session_with("support-bot", &[("crm.get_customer", 1)], &[UNTRUSTED_OUTPUT]);
-    let d = decide_in(&b, "support-bot", "email.send", external_mail(), Some(&after_inbox));
+    let after_inbox = session_with(
+        "support-bot",
+        &[("crm.get_customer", 1)],
+        &[UNTRUSTED_OUTPUT],
+    );
+    let d = decide_in(
+        &b,
+        "support-bot",
+        "email.send",
+        external_mail(),
+        Some(&after_inbox),
+    );
     assert!(!d.allowed);
     assert_eq!(d.policies, ["external-email-after-untrusted-content"]);
     assert_eq!(
@@ -101,20 +120,47 @@ fn after_untrusted_content_external_email_needs_approval_but_internal_email_does
         classes: &[],
         findings: &[],
     };
-    assert!(b.authorize_approved(&req, &["carol".to_owned()]).allowed, "approval lifts it");
+    assert!(
+        b.authorize_approved(&req, &["carol".to_owned()]).allowed,
+        "approval lifts it"
+    );
 
     let internal = json!({"to": "c001@example.com", "subject": "hi", "body": "hello"});
-    assert!(decide_in(&b, "support-bot", "email.send", internal, Some(&after_inbox)).allowed);
+    assert!(
+        decide_in(
+            &b,
+            "support-bot",
+            "email.send",
+            internal,
+            Some(&after_inbox)
+        )
+        .allowed
+    );
 }
 
 #[test]
 fn an_injection_finding_makes_the_session_untrusted() {
     let b = session_bundle();
     let injected = session_with("support-bot", &[], &["injection.ignore_instructions"]);
-    let d = decide_in(&b, "support-bot", "email.send", external_mail(), Some(&injected));
+    let d = decide_in(
+        &b,
+        "support-bot",
+        "email.send",
+        external_mail(),
+        Some(&injected),
+    );
     assert_eq!(d.policies, ["external-email-after-untrusted-content"]);
     let merely_personal = session_with("support-bot", &[], &["dlp.email"]);
-    assert!(decide_in(&b, "support-bot", "email.send", external_mail(), Some(&merely_personal)).allowed);
+    assert!(
+        decide_in(
+            &b,
+            "support-bot",
+            "email.send",
+            external_mail(),
+            Some(&merely_personal)
+        )
+        .allowed
+    );
 }
 
 #[test]
@@ -122,9 +168,18 @@ fn a_fourth_refund_in_one_session_is_denied() {
     let b = session_bundle();
     let refund = || json!({"amount": 100, "currency": "EUR", "customer_id": "C1"});
     for done in 0..3 {
-        let s = session_with("finance-bot", &[("payments.refund", done), ("crm.get_customer", 7)], &[]);
+        let s = session_with(
+            "finance-bot",
+            &[("payments.refund", done), ("crm.get_customer", 7)],
+            &[],
+        );
         let d = decide_in(&b, "finance-bot", "payments.refund", refund(), Some(&s));
-        assert!(d.allowed, "refund {} of the session: {}", done + 1, d.reason);
+        assert!(
+            d.allowed,
+            "refund {} of the session: {}",
+            done + 1,
+            d.reason
+        );
     }
     let s = session_with("finance-bot", &[("payments.refund", 3)], &[]);
     let d = decide_in(&b, "finance-bot", "payments.refund", refund(), Some(&s));

@@ -70,12 +70,8 @@ impl Stage for Authorize {
                 .filter(|_| bundle.authorize_approved(&request, &[]).allowed)
         };
         if let Some(shadow) = shared.shadow_bundle() {
-            let active = crate::shadow::verdict(
-                bundle,
-                &request,
-                &decision,
-                call.approved_by.is_some(),
-            );
+            let active =
+                crate::shadow::verdict(bundle, &request, &decision, call.approved_by.is_some());
             let candidate = crate::shadow::decide(shadow, &request, call.approved_by.as_deref());
             call.shadow_diff = crate::shadow::difference(
                 &call.event.id,

@@ -27,14 +27,23 @@ pub async fn a_session_accumulates_tools_classes_and_findings_and_survives_reope
     let store = db.store.clone();
     assert_eq!(store.session("bot", "id:s1").await.expect("read"), None);
     store
-        .record_session_call("bot", "id:s1", &call("email.read_inbox", &["internal"], &[UNTRUSTED_OUTPUT], 0))
+        .record_session_call(
+            "bot",
+            "id:s1",
+            &call("email.read_inbox", &["internal"], &[UNTRUSTED_OUTPUT], 0),
+        )
         .await
         .expect("record");
     store
         .record_session_call(
             "bot",
             "id:s1",
-            &call("crm.get_customer", &["confidential", "internal"], &["injection.role_marker"], 1),
+            &call(
+                "crm.get_customer",
+                &["confidential", "internal"],
+                &["injection.role_marker"],
+                1,
+            ),
         )
         .await
         .expect("record");
@@ -53,7 +62,10 @@ pub async fn a_session_accumulates_tools_classes_and_findings_and_survives_reope
     assert_eq!(after.started_at, Some(t(0)));
     assert_eq!(after.updated_at, Some(t(2)));
     // Sessions are per agent: another agent with the same session id starts empty.
-    assert_eq!(store.session("other-bot", "id:s1").await.expect("read"), None);
+    assert_eq!(
+        store.session("other-bot", "id:s1").await.expect("read"),
+        None
+    );
     store.close().await;
 
     let reopened = db.open_another().await;
@@ -80,7 +92,11 @@ pub async fn session_counts_add_up_when_two_replicas_record_at_once(db: Db) {
     for task in tasks {
         task.await.expect("join").expect("record");
     }
-    let s = a.session("bot", "mcp:m").await.expect("read").expect("exists");
+    let s = a
+        .session("bot", "mcp:m")
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(s.tools["payments.refund"], 20, "no count is lost");
     assert_eq!(s.classes.len(), 3);
     assert!(!s.untrusted());
@@ -123,6 +139,9 @@ pub async fn shadow_differences_round_trip_in_order_and_filter_by_time(db: Db) {
         store.shadow_diffs(Some(t(5)), 100).await.expect("list"),
         vec![second]
     );
-    assert_eq!(store.shadow_diffs(None, 1).await.expect("list"), vec![first]);
+    assert_eq!(
+        store.shadow_diffs(None, 1).await.expect("list"),
+        vec![first]
+    );
     store.close().await;
 }
