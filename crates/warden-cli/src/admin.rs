@@ -139,6 +139,21 @@ pub enum PolicyCommand {
         #[command(flatten)]
         config: crate::ConfigArg,
     },
+    /// Summarize where the shadow bundle (`[policy] shadow`) decided differently from the
+    /// active one: counts per tool and direction, with example event ids.
+    ShadowReport {
+        /// Only differences recorded at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Examples shown per tool and direction.
+        #[arg(long, default_value_t = 3)]
+        examples: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// A client for the server's operator API.
@@ -407,6 +422,18 @@ pub async fn policy(cmd: PolicyCommand) -> ExitCode {
                 }
             }
         }
+        PolicyCommand::ShadowReport {
+            since,
+            examples,
+            json,
+            server,
+        } => match crate::shadow_report::run(&server, since, examples, json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

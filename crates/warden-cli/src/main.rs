@@ -7,6 +7,7 @@ mod bench;
 mod connect;
 mod demo;
 mod serve;
+mod shadow_report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -47,9 +47,14 @@ fn print_diagnostics(d: &Diagnostics) -> ExitCode {
 }
 
 /// Load, resolve `warden` commands, and run the full check.
-async fn checked(
-    path: &Path,
-) -> Result<(Config, warden_core::Catalog, warden_policy::PolicyBundle), Diagnostics> {
+type Checked = (
+    Config,
+    warden_core::Catalog,
+    warden_policy::PolicyBundle,
+    Option<warden_policy::PolicyBundle>,
+);
+
+async fn checked(path: &Path) -> Result<Checked, Diagnostics> {
     let mut config = Config::load(path)?;
     resolve_self_command(&mut config);
     let pool = warden_upstream::UpstreamPool::start(
@@ -66,20 +71,39 @@ async fn checked(
     pool.shutdown().await;
     let catalog = catalog?;
     let bundle = warden_server::assemble::load_bundle(&config, &catalog)?;
-    Ok((config, catalog, bundle))
+    // The shadow bundle (`[policy] shadow`) must pass everything the active one does.
+    let shadow = warden_server::assemble::load_shadow_bundle(&config, &catalog)?;
+    Ok((config, catalog, bundle, shadow))
 }
 
 /// The validated policy bundle of a config (for `policy test`).
 pub async fn checked_bundle(path: &Path) -> Result<warden_policy::PolicyBundle, Diagnostics> {
-    checked(path).await.map(|(_, _, bundle)| bundle)
+    checked(path).await.map(|(_, _, bundle, _)| bundle)
 }
 
 pub async fn check(path: &Path) -> ExitCode {
     init_logging();
     match checked(path).await {
-        Ok((config, catalog, bundle)) => {
+        Ok((config, catalog, bundle, shadow)) => {
             for w in bundle.warnings() {
                 eprintln!("{w}");
+            }
+            if let Some(shadow) = &shadow {
+                for w in shadow.warnings() {
+                    eprintln!("{w}");
+                }
+                println!(
+                    "ok: shadow bundle {} — {} policies (bundle {}); it decides nothing",
+                    config
+                        .policy
+                        .shadow
+                        .as_deref()
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    shadow.policies().count(),
+                    &shadow.hash()[..12.min(shadow.hash().len())]
+                );
             }
             println!(
                 "ok: {} — {} upstreams, {} tools, {} agents, {} policies (bundle {})",

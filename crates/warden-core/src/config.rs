@@ -223,6 +223,9 @@ pub struct Upstream {
     /// The name prefix agents see: `None` means the upstream's name; `Some("")` means none.
     pub prefix: Option<String>,
     pub timeout: Option<Duration>,
+    /// Its results are untrusted content (an inbox, web pages): a call to any of its tools
+    /// marks the session `untrusted` for later calls' policies.
+    pub untrusted_output: bool,
 }
 
 impl Upstream {
@@ -324,6 +327,8 @@ pub struct ToolConfig {
     pub output: OutputCheck,
     /// An output schema to use instead of the upstream's.
     pub output_schema: Option<serde_json::Value>,
+    /// Its results are untrusted content (overrides the upstream's `untrusted_output`).
+    pub untrusted_output: Option<bool>,
 }
 
 /// Who a rate limit or budget is counted for.
@@ -870,6 +875,7 @@ impl Validator<'_> {
                 trusted: u.trusted,
                 prefix: u.prefix.map(Spanned::into_inner),
                 timeout: u.timeout_ms.map(Duration::from_millis),
+                untrusted_output: u.untrusted_output,
             });
         }
         out
@@ -977,6 +983,7 @@ impl Validator<'_> {
                         .map(|p| p.into_iter().map(Spanned::into_inner).collect()),
                     output: t.output.unwrap_or_default(),
                     output_schema: t.output_schema.map(Spanned::into_inner),
+                    untrusted_output: t.untrusted_output,
                 });
             }
         }
@@ -1306,6 +1313,8 @@ mod raw {
         pub trusted: bool,
         pub prefix: Option<Spanned<String>>,
         pub timeout_ms: Option<u64>,
+        #[serde(default)]
+        pub untrusted_output: bool,
     }
 
     #[derive(Deserialize)]
@@ -1326,6 +1335,7 @@ mod raw {
         pub projection: Option<Vec<Spanned<String>>>,
         pub output: Option<OutputCheck>,
         pub output_schema: Option<Spanned<serde_json::Value>>,
+        pub untrusted_output: Option<bool>,
     }
 
     #[derive(Deserialize)]

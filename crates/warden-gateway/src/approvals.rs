@@ -48,7 +48,7 @@ pub async fn park(
         agent: call.principal.agent.clone(),
         user: call.user.clone(),
         task: call.principal.task.as_ref().map(|t| t.task_id.clone()),
-        session: call.request.session.clone(),
+        session: call.session_key.clone(),
         tool: tool.name.to_string(),
         args_hash: args_hash(&call.input),
         args: Value::Object(call.input.clone()),

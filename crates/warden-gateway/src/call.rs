@@ -46,7 +46,11 @@ pub struct CallRequest {
     pub arguments: Option<Value>,
     /// The user the agent says it acts for.
     pub user: Option<String>,
+    /// An explicit session id the agent sent (`_meta.session`, REST `session`).
     pub session: Option<String>,
+    /// The transport's session (MCP `Mcp-Session-Id`); it takes precedence over a task grant
+    /// and an explicit id (see `session::session_key`).
+    pub mcp_session: Option<String>,
     /// From `traceparent`, when the caller sent one.
     pub correlation_id: Option<String>,
 }
@@ -77,6 +81,15 @@ pub struct Call {
     pub approval_id: Option<String>,
     /// What the arguments hold (classes, detector kinds), found before authorization.
     pub data: Option<crate::protection::ArgumentData>,
+    /// The session this call belongs to (`mcp:`, `task:` or `id:` key), if any.
+    pub session_key: Option<String>,
+    /// What the session did before this call (loaded by authorize).
+    pub session: Option<warden_core::session::SessionState>,
+    /// Set by execute just before the upstream is called: the call counts in its session.
+    pub attempted: bool,
+    /// A difference between the active and the shadow bundle's decision, recorded after the
+    /// audit event commits.
+    pub shadow_diff: Option<warden_core::session::ShadowDiff>,
 }
 
 /// A human approval that policy requires: `@approval("ROLE")` (and `@approvers("N")`) on the
@@ -106,6 +119,10 @@ impl Call {
             obligation: None,
             approval_id: None,
             data: None,
+            session_key: None,
+            session: None,
+            attempted: false,
+            shadow_diff: None,
         }
     }
 

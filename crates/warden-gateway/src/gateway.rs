@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
+use warden_core::session::SessionStore as _;
 use warden_core::store::{
     AgentKey, ApprovalKind, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store,
     StoreError, Switch, TaskGrant, VoteOutcome,
@@ -45,9 +46,16 @@ pub struct Shared {
     pub protection: Protection,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The candidate bundle of `[policy] shadow`, set once at start.
+    shadow: std::sync::OnceLock<PolicyBundle>,
 }
 
 impl Shared {
+    /// The shadow (candidate) bundle, when one is loaded.
+    pub fn shadow_bundle(&self) -> Option<&PolicyBundle> {
+        self.shadow.get()
+    }
+
     pub fn agent(&self, id: &str) -> Option<Arc<Agent>> {
         self.agents.get(id).cloned()
     }
@@ -195,12 +203,30 @@ impl Gateway {
                 bundle: parts.bundle,
                 catalog: parts.catalog,
             })),
+            shadow: std::sync::OnceLock::new(),
         };
         Self {
             shared: Arc::new(shared),
             stages: stages::standard(),
             auth,
         }
+    }
+
+    /// Run `bundle` as the shadow of the active one (`[policy] shadow`); only the first call
+    /// takes effect.
+    pub fn set_shadow_bundle(&self, bundle: PolicyBundle) -> bool {
+        self.shared.shadow.set(bundle).is_ok()
+    }
+
+    /// Summarize the shadow differences recorded at or after `since` (at most `limit`).
+    pub async fn shadow_report(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+        examples: usize,
+    ) -> Result<crate::shadow::ShadowReport, StoreError> {
+        let diffs = self.shared.store.shadow_diffs(since, limit).await?;
+        Ok(crate::shadow::report(&diffs, since, examples))
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -426,10 +452,13 @@ impl Gateway {
         event.parent_id = parent;
         event.agent = Some(principal.agent.clone());
         event.task = principal.task.as_ref().map(|t| t.task_id.clone());
-        event.session = request.session.clone();
+        let session_key = crate::session::session_key(&request, &principal);
+        event.session = session_key.clone();
         event.action = Some(request.tool.clone());
         event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
-        Call::new(principal, request, event)
+        let mut call = Call::new(principal, request, event);
+        call.session_key = session_key;
+        call
     }
 
     async fn run(&self, mut call: Call) -> CallResponse {
@@ -568,10 +597,14 @@ impl Gateway {
             tool: exposed,
             arguments: Some(approval.args.clone()),
             user: approval.user.clone(),
-            session: approval.session.clone(),
+            session: None,
+            mcp_session: None,
             correlation_id: Some(event.correlation_id.clone()),
         };
         let mut call = self.new_call(principal, request, Some(approval.event_id.clone()));
+        // The approval keeps the session key of the held call.
+        call.session_key = approval.session.clone();
+        call.event.session = approval.session.clone();
         call.event.id = event.id;
         call.approved_by = Some(approvers);
         let bound = approval.args.as_object().map(approvals::args_hash);
@@ -590,6 +623,8 @@ impl Gateway {
 
     /// record: commit the event, then answer.
     async fn record(&self, mut call: Call, refusal: Option<Refusal>) -> CallResponse {
+        let refusal = self.update_session(&call, refusal).await;
+        let shadow_diff = call.shadow_diff.take();
         let outcome = match &refusal {
             Some(r) => r.kind.outcome(),
             None if call.upstream_error => Outcome::ToolError,
@@ -614,14 +649,22 @@ impl Gateway {
         event.finished_at = Utc::now();
         let event_id = event.id.clone();
         match self.shared.store.append(event).await {
-            Ok(_) => CallResponse {
-                approval_id: call.approval_id.clone(),
-                event_id,
-                outcome,
-                policies: call.event.policies.clone(),
-                result: if refusal.is_none() { call.result } else { None },
-                refusal,
-            },
+            Ok(_) => {
+                if let Some(diff) = shadow_diff
+                    && let Err(e) = self.shared.store.insert_shadow_diff(&diff).await
+                {
+                    // The shadow bundle decides nothing, so its bookkeeping fails nothing.
+                    tracing::warn!(error = %e, event = %event_id, "could not record a shadow-policy difference");
+                }
+                CallResponse {
+                    approval_id: call.approval_id.clone(),
+                    event_id,
+                    outcome,
+                    policies: call.event.policies.clone(),
+                    result: if refusal.is_none() { call.result } else { None },
+                    refusal,
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, event = %event_id, "audit commit failed; withholding the result");
                 CallResponse {
@@ -634,6 +677,33 @@ impl Gateway {
                         "the audit record could not be committed ({e}); the result is withheld"
                     ))),
                 }
+            }
+        }
+    }
+
+    /// Count an attempted call in its session. If that fails, the result is withheld: a later
+    /// call's policy must not miss what this one let the agent see.
+    async fn update_session(&self, call: &Call, refusal: Option<Refusal>) -> Option<Refusal> {
+        let (Some(key), Some(update)) = (
+            call.session_key.as_deref(),
+            crate::session::update_of(&self.shared, call),
+        ) else {
+            return refusal;
+        };
+        match self
+            .shared
+            .store
+            .record_session_call(&call.principal.agent, key, &update)
+            .await
+        {
+            Ok(_) => refusal,
+            Err(e) => {
+                tracing::error!(error = %e, event = %call.event.id, "could not update the session; withholding the result");
+                refusal.or_else(|| {
+                    Some(Refusal::failed(format!(
+                        "the session could not be updated ({e}); the result is withheld"
+                    )))
+                })
             }
         }
     }
@@ -914,7 +984,6 @@ impl Gateway {
     }
 }
 
-
 /// An authentication failure and the event that recorded it.
 #[derive(Debug, Clone)]
 pub struct AuthFailure {
@@ -950,6 +1019,7 @@ fn status_request(id: &str, channel: Channel, correlation: String) -> CallReques
         arguments: Some(serde_json::json!({ "approval_id": id })),
         user: None,
         session: None,
+        mcp_session: None,
         correlation_id: Some(correlation),
     }
 }

@@ -16,6 +16,8 @@ pub mod identity;
 pub mod limits;
 pub mod protection;
 pub mod secrets;
+pub mod session;
+pub mod shadow;
 pub mod stages;
 pub mod switches;
 

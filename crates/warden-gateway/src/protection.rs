@@ -155,6 +155,13 @@ impl Protection {
         })
     }
 
+    /// The data class of a finding kind (`field.<class>`, `dlp.<kind>`), when it has one.
+    pub fn class_of_finding(&self, kind: &str) -> Result<Option<String>, ProtectionError> {
+        let b = self.built()?;
+        Ok(b.finding_level(&b.scanner, kind)
+            .map(|l| b.classes.name(l).to_owned()))
+    }
+
     /// Rewrite the arguments for `vendor`, cleared up to `clearance`: fields and values above it
     /// get the tool's `on_excess`; kinds the vendor `receives` pass.
     pub fn inspect_arguments(

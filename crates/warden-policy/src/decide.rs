@@ -6,6 +6,7 @@
 
 use cedar_policy::{Context, Decision as CedarDecision, EntityUid, Request, RestrictedExpression};
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use warden_core::session::SessionState;
 use warden_core::{Mode, ToolName};
 
 use crate::bundle::{PolicyBundle, ToolSlice};
@@ -32,7 +33,9 @@ pub struct AuthzRequest<'a> {
     pub input: &'a serde_json::Value,
     /// The effective mode for this call (`context.mode`).
     pub mode: Mode,
-    pub session: Option<&'a str>,
+    /// What the agent's session did before this call (`context.session`); `None` for a call
+    /// outside any session, which policies see as an empty session with id `""`.
+    pub session: Option<&'a SessionState>,
     pub now: DateTime<Utc>,
     /// Data classes present in the arguments (`context.classes`): names from `[classes] order`.
     /// `context.class_level` is the rank of the most sensitive (an unknown name ranks highest).
@@ -161,11 +164,11 @@ impl PolicyBundle {
     }
 
     /// True when policy allows `tool` for some arguments: Cedar partially evaluates the request
-    /// with `context.input` (and the time and approval state) unknown; a residual means "maybe",
-    /// so the tool is listed, and only a definite deny hides it.
+    /// with `context.input` (and the time, approval state and session) unknown; a residual means
+    /// "maybe", so the tool is listed, and only a definite deny hides it.
     ///
-    /// A hidden tool is therefore denied at call time whatever the arguments, time or approval
-    /// (as long as no session is named: listing assumes none). A listed tool may still be denied
+    /// A hidden tool is therefore denied at call time whatever the arguments, time, approval or
+    /// session. A listed tool may still be denied
     /// for particular arguments. The answer depends only on the arguments and this bundle, so
     /// callers may cache it per (bundle hash, agent, user, task, tool, mode); one call costs a
     /// partial evaluation of the tool's slice, tens of microseconds.
@@ -306,12 +309,7 @@ impl PolicyBundle {
             ),
             ("findings".to_owned(), string_set(req.findings)),
         ]);
-        if let Some(session) = req.session {
-            pairs.push((
-                "session".to_owned(),
-                RestrictedExpression::new_string(session.to_owned()),
-            ));
-        }
+        pairs.push(("session".to_owned(), self.session_record(req.session)?));
         Ok(Context::from_pairs(pairs)?)
     }
 
@@ -331,6 +329,7 @@ impl PolicyBundle {
             "classes",
             "class_level",
             "findings",
+            "session",
         ] {
             pairs.push((
                 unknown.to_owned(),
@@ -377,6 +376,47 @@ impl PolicyBundle {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// `context.session`: `{ id, calls, tools, counts, classes, class_level, findings,
+    /// untrusted }`; `counts` has every catalog tool (0 when not called).
+    fn session_record(
+        &self,
+        session: Option<&SessionState>,
+    ) -> Result<RestrictedExpression, ContextError> {
+        let empty = SessionState::default();
+        let s = session.unwrap_or(&empty);
+        let count = |n: u64| RestrictedExpression::new_long(i64::try_from(n).unwrap_or(i64::MAX));
+        let counts = self.slices.keys().map(|tool| {
+            let n = s.tools.get(tool.as_str()).copied().unwrap_or(0);
+            (tool.as_str().to_owned(), count(n))
+        });
+        let tools: Vec<String> = s.tools.keys().cloned().collect();
+        let classes: Vec<String> = s.classes.iter().cloned().collect();
+        let findings: Vec<String> = s.findings.iter().cloned().collect();
+        let fields = [
+            (
+                "id".to_owned(),
+                RestrictedExpression::new_string(s.session.clone()),
+            ),
+            ("calls".to_owned(), count(s.calls())),
+            ("tools".to_owned(), string_set(&tools)),
+            (
+                "counts".to_owned(),
+                RestrictedExpression::new_record(counts)?,
+            ),
+            ("classes".to_owned(), string_set(&classes)),
+            (
+                "class_level".to_owned(),
+                RestrictedExpression::new_long(self.class_level(&classes)),
+            ),
+            ("findings".to_owned(), string_set(&findings)),
+            (
+                "untrusted".to_owned(),
+                RestrictedExpression::new_bool(s.untrusted()),
+            ),
+        ];
+        Ok(RestrictedExpression::new_record(fields)?)
     }
 
     fn task_record(&self, task: &TaskScope) -> Result<RestrictedExpression, ContextError> {
@@ -523,6 +563,10 @@ mod tests {
         };
         let classes = ["regulated".to_owned(), "internal".to_owned()];
         let findings = ["dlp.payment_card".to_owned()];
+        let mut session = SessionState::new("support-bot", "id:s");
+        session.tools.insert("crm.update_customer".into(), 2);
+        session.classes.insert("regulated".into());
+        session.findings.insert("injection.role_marker".into());
         let full = AuthzRequest {
             agent: "support-bot",
             user: Some("alice"),
@@ -530,7 +574,7 @@ mod tests {
             tool: &tool,
             input: &input,
             mode: Mode::Sandbox,
-            session: Some("s"),
+            session: Some(&session),
             now: fixture::noon(),
             classes: &classes,
             findings: &findings,

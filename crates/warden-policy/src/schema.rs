@@ -238,7 +238,6 @@ namespace Warden {
   // UTC; weekday: Monday = 1 ... Sunday = 7
   type Time = { unix: Long, hour: Long, weekday: Long };
   type Task = { id: String, tools: Set<String>, max_clearance: Long };
-
 "#;
 
 fn schema_text(
@@ -247,6 +246,7 @@ fn schema_text(
     inputs: &BTreeMap<ToolName, InputType>,
 ) -> String {
     let mut out = String::from(HEADER);
+    write_session_type(&mut out, catalog);
     out.push_str(
         "  // action groups: every tool is in its upstream's group and its risk tier's group\n",
     );
@@ -293,7 +293,7 @@ fn write_tool_action(out: &mut String, name: &ToolName, risk: RiskTier, input: &
         "      time: Time,\n",
         "      user?: String,\n",
         "      task?: Task,\n",
-        "      session?: String,\n",
+        "      session: Session,\n",
         "      approved: Bool,\n",
         "      approvers: Set<String>,\n",
         "      // data classes in the arguments (fields and detected values), the rank of the\n",
@@ -303,6 +303,39 @@ fn write_tool_action(out: &mut String, name: &ToolName, risk: RiskTier, input: &
         "      findings: Set<String>\n",
         "    }\n",
         "  };\n"
+    ));
+}
+
+/// `type Session`: what the agent's session did before this call; `counts` has one attribute
+/// per catalog tool, so `context.session.counts["payments.refund"]` is checked like an action.
+fn write_session_type(out: &mut String, catalog: &Catalog) {
+    out.push_str(concat!(
+        "\n  // what the agent's session did before this call (calls that reached their upstream):\n",
+        "  // id (\"\" outside a session), calls, tools called, calls per tool, data classes seen\n",
+        "  // in arguments and results (and the rank of the most sensitive), findings in results\n",
+        "  // (\"injection.<indicator>\", \"untrusted_output\"), and whether untrusted content was seen\n",
+        "  type Session = {\n",
+        "    id: String,\n",
+        "    calls: Long,\n",
+        "    tools: Set<String>,\n",
+        "    counts: ",
+    ));
+    let fields: Vec<Field> = catalog
+        .iter()
+        .map(|t| Field {
+            name: t.name.as_str().to_owned(),
+            required: true,
+            ty: InputType::Long,
+        })
+        .collect();
+    InputType::Record(fields).write_cedar(out, 2);
+    out.push_str(concat!(
+        ",\n",
+        "    classes: Set<String>,\n",
+        "    class_level: Long,\n",
+        "    findings: Set<String>,\n",
+        "    untrusted: Bool\n",
+        "  };\n\n",
     ));
 }
 

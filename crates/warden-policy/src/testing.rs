@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use toml::Spanned;
+use warden_core::session::SessionState;
 use warden_core::{Diagnostic, Diagnostics, Mode, ToolName};
 
 use crate::bundle::PolicyBundle;
@@ -126,7 +127,7 @@ struct RawCase {
     expect: Expectation,
     policies: Option<Vec<String>>,
     mode: Option<Mode>,
-    session: Option<String>,
+    session: Option<RawSession>,
     time: Option<Spanned<String>>,
     approvers: Option<Vec<String>>,
     task: Option<RawTask>,
@@ -134,6 +135,43 @@ struct RawCase {
     classes: Vec<Spanned<String>>,
     #[serde(default)]
     findings: Vec<String>,
+}
+
+/// `session = "id"`, or what the session did before the call:
+/// `session = { id = "s", tools = { "email.read_inbox" = 1 }, classes = [...], findings = [...] }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSession {
+    Id(String),
+    Seen(SeenSession),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeenSession {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    tools: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    classes: Vec<String>,
+    #[serde(default)]
+    findings: Vec<String>,
+}
+
+impl RawSession {
+    fn into_state(self, agent: &str) -> SessionState {
+        match self {
+            RawSession::Id(id) => SessionState::new(agent, &id),
+            RawSession::Seen(seen) => {
+                let mut state = SessionState::new(agent, &seen.id);
+                state.tools = seen.tools;
+                state.classes = seen.classes.into_iter().collect();
+                state.findings = seen.findings.into_iter().collect();
+                state
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,7 +194,7 @@ struct Case {
     expect: Expectation,
     policies: Option<Vec<String>>,
     mode: Mode,
-    session: Option<String>,
+    session: Option<SessionState>,
     now: DateTime<Utc>,
     approvers: Option<Vec<String>>,
     task: Option<TaskScope>,
@@ -266,6 +304,7 @@ fn check_case(
         return None;
     }
     let (tool, agent_mode) = (tool?, agent?.mode);
+    let session = raw.session.map(|s| s.into_state(raw.agent.get_ref()));
     Some(Case {
         line: warden_core::diag::line_col(text, raw.name.span().start).0,
         name: raw.name.into_inner(),
@@ -275,7 +314,7 @@ fn check_case(
         expect: raw.expect,
         policies: raw.policies,
         mode: raw.mode.unwrap_or(agent_mode),
-        session: raw.session,
+        session,
         approvers: raw.approvers,
         task,
         now,
@@ -293,7 +332,7 @@ fn run_case(bundle: &PolicyBundle, case: &Case) -> CaseOutcome {
         tool: &case.tool,
         input: &case.input,
         mode: case.mode,
-        session: case.session.as_deref(),
+        session: case.session.as_ref(),
         now: case.now,
         classes: &case.classes,
         findings: &case.findings,

@@ -564,7 +564,7 @@ fn context_carries_mode_user_task_session_and_time() {
         when {
             context.mode == "suggest" && context has user && context.user == "alice" &&
             context has task && context.task.tools.contains(resource.name) && context.task.max_clearance == 4 &&
-            context has session && context.session == "s-1" &&
+            context.session.id == "s-1" &&
             context.time.weekday == 3 && context.time.hour == 12 && context.time.unix == 1767787200
         };
         permit(principal is Warden::User, action, resource);
@@ -577,6 +577,7 @@ fn context_carries_mode_user_task_session_and_time() {
         tools: vec!["email.send".into()],
         max_clearance: None,
     };
+    let session = warden_core::session::SessionState::new("support-bot", "s-1");
     let mut req = AuthzRequest {
         agent: "support-bot",
         user: Some("alice"),
@@ -584,7 +585,7 @@ fn context_carries_mode_user_task_session_and_time() {
         tool: &tool,
         input: &input,
         mode: Mode::Suggest,
-        session: Some("s-1"),
+        session: Some(&session),
         now: noon(),
         classes: &[],
         findings: &[],

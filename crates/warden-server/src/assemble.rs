@@ -107,6 +107,19 @@ pub fn load_bundle(config: &Config, catalog: &Catalog) -> Result<PolicyBundle, D
     PolicyBundle::build(config, catalog, &sources)
 }
 
+/// Load and validate the shadow (candidate) bundle of `[policy] shadow`, if there is one,
+/// against the same catalog: it must pass everything the active one passes.
+pub fn load_shadow_bundle(
+    config: &Config,
+    catalog: &Catalog,
+) -> Result<Option<PolicyBundle>, Diagnostics> {
+    let Some(dir) = &config.policy.shadow else {
+        return Ok(None);
+    };
+    let sources = warden_policy::load_policy_dir(&config.resolve_path(dir))?;
+    PolicyBundle::build(config, catalog, &sources).map(Some)
+}
+
 /// Everything `warden check` validates: config, upstream tool lists, policies.
 pub async fn check(config_path: &Path) -> Result<(Config, Catalog, PolicyBundle), Diagnostics> {
     let config = Config::load(config_path)?;
@@ -119,6 +132,7 @@ pub async fn check(config_path: &Path) -> Result<(Config, Catalog, PolicyBundle)
     pool.shutdown().await;
     let catalog = catalog?;
     let bundle = load_bundle(&config, &catalog)?;
+    load_shadow_bundle(&config, &catalog)?;
     Ok((config, catalog, bundle))
 }
 
@@ -163,6 +177,7 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
     );
     let catalog = discover_catalog(&config, &upstreams, DISCOVERY_WAIT).await?;
     let bundle = load_bundle(&config, &catalog)?;
+    let shadow = load_shadow_bundle(&config, &catalog)?;
     let gateway = Arc::new(Gateway::new(GatewayParts {
         config: config.clone(),
         bundle,
@@ -171,6 +186,10 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         store: store.clone() as Arc<dyn Store>,
         digest_key,
     }));
+    if let Some(shadow) = shadow {
+        tracing::info!(hash = %shadow.hash(), "shadow policy bundle loaded; it decides nothing");
+        gateway.set_shadow_bundle(shadow);
+    }
     let bootstrap_token =
         bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
     Ok(Assembled {

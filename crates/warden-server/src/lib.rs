@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/checkpoint", get(rest::audit_checkpoint))
         .route("/v1/audit/proof/{id}", get(rest::audit_proof))
         .route("/v1/audit/consistency", get(rest::audit_consistency))
+        .route("/v1/policy/shadow-report", get(rest::shadow_report))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(

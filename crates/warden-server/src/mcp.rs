@@ -106,8 +106,8 @@ impl ServerHandler for WardenMcp {
             tool: request.name.to_string(),
             arguments: request.arguments.map(Value::Object),
             user: meta_field("user"),
-            session: meta_field("session")
-                .or_else(|| headers.and_then(|h| header_str(h, "mcp-session-id"))),
+            session: meta_field("session"),
+            mcp_session: headers.and_then(|h| header_str(h, "mcp-session-id")),
             correlation_id: headers.and_then(crate::correlation_id),
         };
         let progress = progress_reporter(&context);

@@ -140,6 +140,7 @@ pub async fn call_tool(
         arguments: body.arguments,
         user: body.user,
         session: body.session,
+        mcp_session: None,
         correlation_id: crate::correlation_id(&headers),
     };
     let response = state.gateway.call_tool(principal, request).await;
@@ -578,4 +579,59 @@ pub async fn audit_consistency(
     let log = audit_log(&store)?;
     let proof = crate::checkpointer::prove_consistency(log, q.from, q.to).await?;
     Ok(Json(json!(proof)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowReportQuery {
+    /// RFC 3339; differences recorded at or after it.
+    since: Option<String>,
+    /// At most this many differences are summarized (default 10 000).
+    limit: Option<u32>,
+    /// Examples kept per tool and direction (default 3).
+    examples: Option<usize>,
+}
+
+/// `GET /v1/policy/shadow-report`: how the shadow bundle would have decided differently.
+pub async fn shadow_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ShadowReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers, OperatorRole::Viewer).await?;
+    let Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("`since` is not an RFC 3339 time: {e}"),
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let report = state
+        .gateway
+        .shadow_report(
+            since,
+            q.limit.unwrap_or(10_000).min(100_000),
+            q.examples.unwrap_or(3).min(100),
+        )
+        .await
+        .map_err(AdminError::from)?;
+    let shadow = state
+        .gateway
+        .shared()
+        .shadow_bundle()
+        .map(|b| b.hash().to_owned());
+    Ok(Json(json!({
+        "shadow_bundle": shadow,
+        "active_bundle": state.gateway.shared().snapshot().bundle.hash(),
+        "report": report,
+    })))
 }

@@ -37,6 +37,7 @@ mod codec;
 mod control;
 mod error;
 mod postgres;
+mod session;
 mod sqlite;
 mod writer;
 

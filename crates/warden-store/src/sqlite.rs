@@ -6,6 +6,7 @@
 
 mod audit;
 mod control;
+mod session;
 
 use std::str::FromStr;
 

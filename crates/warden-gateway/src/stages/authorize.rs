@@ -40,6 +40,7 @@ impl Stage for Authorize {
                 vec![TASK_SCOPE_POLICY.into()],
             )));
         }
+        crate::session::load(shared, call).await?;
         let data = shared.protection.classify(&tool.name, &call.input)?;
         call.event.findings.extend(data.findings.iter().cloned());
         let input = serde_json::Value::Object(std::mem::take(&mut call.input));
@@ -52,7 +53,7 @@ impl Stage for Authorize {
             tool: &tool.name,
             input: &input,
             mode: call.mode,
-            session: call.request.session.as_deref(),
+            session: call.session.as_ref(),
             now: Utc::now(),
             classes: &data.classes,
             findings: &data.kinds,
@@ -68,6 +69,19 @@ impl Stage for Authorize {
             approval_obligation(bundle, &decision.policies)
                 .filter(|_| bundle.authorize_approved(&request, &[]).allowed)
         };
+        if let Some(shadow) = shared.shadow_bundle() {
+            let active =
+                crate::shadow::verdict(bundle, &request, &decision, call.approved_by.is_some());
+            let candidate = crate::shadow::decide(shadow, &request, call.approved_by.as_deref());
+            call.shadow_diff = crate::shadow::difference(
+                &call.event.id,
+                &request,
+                &active,
+                bundle.hash(),
+                &candidate,
+                shadow.hash(),
+            );
+        }
         if let serde_json::Value::Object(map) = input {
             call.input = map;
         }
@@ -96,7 +110,7 @@ impl Stage for Authorize {
 
 /// The approval the deciding policies ask for, when every one of them is an `@approval` forbid:
 /// a plain forbid among them is a plain deny that no approval lifts.
-fn approval_obligation(
+pub fn approval_obligation(
     bundle: &warden_policy::PolicyBundle,
     policies: &[String],
 ) -> Option<Obligation> {

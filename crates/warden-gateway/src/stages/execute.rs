@@ -28,6 +28,7 @@ impl Stage for Execute {
             .ok_or(StageError::Internal("no target upstream"))?;
         let timeout = shared.config.upstream(&upstream).and_then(|u| u.timeout);
         let arguments = std::mem::take(&mut call.input);
+        call.attempted = true;
         match shared
             .upstreams
             .call(&upstream, tool.name.tool(), arguments, timeout)

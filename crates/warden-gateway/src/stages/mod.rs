@@ -13,7 +13,7 @@ mod identify;
 mod inspect;
 mod minimize;
 
-pub use authorize::Authorize;
+pub use authorize::{Authorize, approval_obligation};
 pub use execute::Execute;
 pub use gate::Gate;
 pub use identify::Identify;

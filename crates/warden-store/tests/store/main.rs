@@ -67,6 +67,10 @@ both_backends!(
     pending_approvals_of_a_paused_agent_are_cancelled,
     an_event_can_be_undone_once,
     usage_adds_up_atomically_under_concurrency,
+    // Sessions and shadow policies.
+    a_session_accumulates_tools_classes_and_findings_and_survives_reopen,
+    session_counts_add_up_when_two_replicas_record_at_once,
+    shadow_differences_round_trip_in_order_and_filter_by_time,
     // The tamper-evident log.
     appended_events_carry_their_canonical_bytes_and_leaf_hash,
     leaf_hashes_read_back_in_log_order,

@@ -2,8 +2,10 @@
 
 mod audit;
 mod control;
+mod session;
 pub use audit::*;
 pub use control::*;
+pub use session::*;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
