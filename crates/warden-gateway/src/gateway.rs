@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
-use warden_core::session::SessionStore as _;
 use warden_core::store::{
     AgentKey, ApprovalKind, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store,
     StoreError, Switch, TaskGrant, VoteOutcome,

@@ -18,7 +18,7 @@
 use chrono::Utc;
 use warden_core::ToolName;
 use warden_core::config::Config;
-use warden_core::session::{SessionStore as _, SessionUpdate, UNTRUSTED_OUTPUT};
+use warden_core::session::{SessionUpdate, UNTRUSTED_OUTPUT};
 use warden_core::store::StoreError;
 
 use crate::call::{Call, CallRequest, Principal};
