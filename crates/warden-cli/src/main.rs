@@ -97,6 +97,8 @@ enum Command {
     Freeze(admin::FreezeArgs),
     /// Lift the global freeze.
     Unfreeze(admin::FreezeArgs),
+    /// Undo an event: run its tool's compensation through the pipeline, as its agent (once).
+    Undo(admin::UndoArgs),
     /// The audit log: tail, and the tamper-evident log's verify, export, checkpoint, prove.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -137,6 +139,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Operators(cmd) => admin::operators(cmd).await,
         Command::Freeze(args) => admin::freeze(args, true).await,
         Command::Unfreeze(args) => admin::freeze(args, false).await,
+        Command::Undo(args) => admin::undo(args).await,
         Command::Audit(cmd) => return audit::run(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
         Command::Bench(args) => bench::run(args).await,

@@ -1013,10 +1013,20 @@ impl Validator<'_> {
                             tool: tool_name,
                         })
                     }
-                    (None, args) => Some(UndoRecipe::Compensate {
-                        tool: tool_name,
-                        args: args.unwrap_or(serde_json::Value::Object(Default::default())),
-                    }),
+                    (None, args) => {
+                        let args = args.unwrap_or(serde_json::Value::Object(Default::default()));
+                        if !args.is_object() {
+                            self.error_at(at, "undo `args` must be a table");
+                        }
+                        if let Some(bad) = bad_placeholder(&args) {
+                            self.error_at(at, format!("undo placeholder `{{{{{bad}}}}}` must name `input.PATH` or `result.PATH`")).help =
+                                Some("e.g. args = { refund_id = \"{{result.refund_id}}\" }".into());
+                        }
+                        Some(UndoRecipe::Compensate {
+                            tool: tool_name,
+                            args,
+                        })
+                    }
                     (Some(_), Some(_)) => {
                         self.error_at(at, "an undo recipe has `capture` or `args`, not both");
                         None
@@ -1381,6 +1391,34 @@ mod raw {
     }
 }
 
+/// The first placeholder in an undo template whose root is not `input.` or `result.` (or that is
+/// not closed), if any.
+fn bad_placeholder(template: &serde_json::Value) -> Option<String> {
+    match template {
+        serde_json::Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("{{") {
+                let after = &rest[start + 2..];
+                let Some(end) = after.find("}}") else {
+                    return Some(after.to_owned());
+                };
+                let path = after[..end].trim();
+                let ok = ["input.", "result."]
+                    .iter()
+                    .any(|root| path.strip_prefix(root).is_some_and(|p| !p.is_empty()));
+                if !ok {
+                    return Some(path.to_owned());
+                }
+                rest = &after[end + 2..];
+            }
+            None
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(bad_placeholder),
+        serde_json::Value::Object(map) => map.values().find_map(bad_placeholder),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1441,6 +1479,21 @@ clearance = "internal"
             c.upstream("crm").unwrap().sandbox.as_deref(),
             Some("crm-staging")
         );
+    }
+
+    #[test]
+    fn an_undo_template_must_name_input_or_result() {
+        let src = GOOD.replace(
+            "undo = { capture = \"crm.get_customer\", tool = \"crm.update_customer\" }",
+            "undo = { tool = \"crm.update_customer\", args = { customer_id = \"{{output.id}}\" } }",
+        );
+        let e = first_error(&src);
+        assert!(e.message.contains("output.id"), "{}", e.message);
+        let fine = GOOD.replace(
+            "undo = { capture = \"crm.get_customer\", tool = \"crm.update_customer\" }",
+            "undo = { tool = \"crm.update_customer\", args = { customer_id = \"{{input.customer_id}}\", notes = \"undo of {{result.id}}\" } }",
+        );
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]

@@ -394,6 +394,14 @@ pub trait ControlStore: Send + Sync {
     async fn claim_undo(&self, original_event: &str, undo_event: &str) -> Result<bool, StoreError>;
     /// The event that undid (or is undoing) `original_event`.
     async fn undo_of(&self, original_event: &str) -> Result<Option<String>, StoreError>;
+    /// Compare-and-set the claim on `original_event` from `stale_undo` (an attempt that did not
+    /// undo it: denied, failed) to `undo_event`: `true` for the one caller that moves it.
+    async fn reclaim_undo(
+        &self,
+        original_event: &str,
+        stale_undo: &str,
+        undo_event: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Add to the counter `(key, window_start)` atomically and return its totals after the
     /// addition. `amount` must be finite.

@@ -390,7 +390,12 @@ impl Gateway {
         }
     }
 
-    fn new_call(&self, principal: Principal, request: CallRequest, parent: Option<String>) -> Call {
+    pub(crate) fn new_call(
+        &self,
+        principal: Principal,
+        request: CallRequest,
+        parent: Option<String>,
+    ) -> Call {
         let mut event = AuditEvent::begin(
             EventKind::ToolCall,
             request.channel.as_str(),
@@ -405,7 +410,7 @@ impl Gateway {
         Call::new(principal, request, event)
     }
 
-    async fn run(&self, mut call: Call) -> CallResponse {
+    pub(crate) async fn run(&self, mut call: Call) -> CallResponse {
         let mut refusal = None;
         for stage in &self.stages {
             match stage.run(&self.shared, &mut call).await {
@@ -507,7 +512,7 @@ impl Gateway {
     }
 
     /// Run an approved request as its agent, with the approvers in the policy context.
-    async fn run_approved(
+    pub(crate) async fn run_approved(
         &self,
         principal: Principal,
         channel: Channel,
@@ -532,6 +537,7 @@ impl Gateway {
         };
         let mut call = self.new_call(principal, request, Some(approval.event_id.clone()));
         call.event.id = event.id;
+        call.event.operator = event.operator;
         call.approved_by = Some(approvers);
         let bound = approval.args.as_object().map(approvals::args_hash);
         if bound.as_deref() != Some(approval.args_hash.as_str()) {

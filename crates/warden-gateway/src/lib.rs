@@ -18,6 +18,7 @@ pub mod protection;
 pub mod secrets;
 pub mod stages;
 pub mod switches;
+pub mod undo;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
 pub use gateway::{Gateway, GatewayParts, ListRequest, Shared, Snapshot, TaskRequest};

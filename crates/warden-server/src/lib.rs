@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operators", post(rest::create_operator))
         .route("/v1/events", get(rest::list_events))
         .route("/v1/events/{id}", get(rest::get_event))
+        .route("/v1/events/{id}/undo", post(rest::undo_event))
         .route("/v1/audit/checkpoint", get(rest::audit_checkpoint))
         .route("/v1/audit/proof/{id}", get(rest::audit_proof))
         .route("/v1/audit/consistency", get(rest::audit_consistency))

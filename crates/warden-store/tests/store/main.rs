@@ -66,6 +66,7 @@ both_backends!(
     an_approved_request_executes_exactly_once,
     pending_approvals_of_a_paused_agent_are_cancelled,
     an_event_can_be_undone_once,
+    a_failed_undo_claim_is_taken_over_by_exactly_one_retry,
     usage_adds_up_atomically_under_concurrency,
     // The tamper-evident log.
     appended_events_carry_their_canonical_bytes_and_leaf_hash,
