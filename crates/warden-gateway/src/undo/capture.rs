@@ -58,7 +58,7 @@ impl Stage for Capture {
 
         let read = read_prior_state(shared, call, &tool.name, &capture, &mut event).await;
         let kept = match read {
-            Ok(prior) => super::vault::keep_prior_state(shared, call, &capture, &prior)
+            Ok((result, prior)) => super::vault::keep_prior_state(shared, call, &capture, &result, &prior)
                 .await
                 .map_err(|e| format!("the prior state could not be kept in the evidence vault: {e}")),
             Err(e) => Err(e),
@@ -87,14 +87,15 @@ impl Stage for Capture {
     }
 }
 
-/// Call the read tool with the write's arguments its schema declares; the structured result.
+/// Call the read tool with the write's arguments its schema declares; its result and the
+/// result's structured content.
 async fn read_prior_state(
     shared: &Shared,
     call: &Call,
     write: &ToolName,
     capture: &ToolName,
     event: &mut AuditEvent,
-) -> Result<Value, String> {
+) -> Result<(Value, Value), String> {
     let snapshot = shared.snapshot();
     let info = snapshot
         .catalog
@@ -120,7 +121,7 @@ async fn read_prior_state(
         return Err(format!("`{capture}` answered with a tool error"));
     }
     match super::template::structured(&outcome.result) {
-        Some(v @ Value::Object(_)) => Ok(v),
+        Some(v @ Value::Object(_)) => Ok((outcome.result, v)),
         _ => Err(format!("`{capture}` returned no structured (JSON object) result")),
     }
 }

@@ -14,6 +14,7 @@ pub(super) async fn keep_prior_state(
     _shared: &Shared,
     _call: &Call,
     _capture: &ToolName,
+    _result: &Value,
     _prior: &Value,
 ) -> Result<(), String> {
     Err("the evidence vault is not available".into())
