@@ -204,12 +204,12 @@ impl Api {
             .await
     }
 
-    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
     }
 
-    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }

@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod connect;
 mod demo;
+mod evidence;
 mod serve;
 
 use std::path::PathBuf;
@@ -105,6 +106,14 @@ enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
+    /// The evidence vault: show an event's raw payloads (audited), legal holds.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Evidence retention: shred what has expired.
+    #[command(subcommand)]
+    Retention(evidence::RetentionCommand),
+    /// Reconstruct one event's decision: who, what, policies, approvals, outcome, proof.
+    Explain(evidence::ExplainArgs),
     /// Measure the gateway's overhead against the direct upstream.
     Bench(bench::BenchArgs),
 }
@@ -143,6 +152,9 @@ async fn run(command: Command) -> ExitCode {
         Command::Audit(cmd) => return audit::run(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Evidence(cmd) => evidence::evidence(cmd).await,
+        Command::Retention(cmd) => evidence::retention(cmd).await,
+        Command::Explain(args) => evidence::explain(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,9 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{DataClasses, Mode, RiskTier, ToolName};
 
+mod vault;
+pub use vault::{ClassRetention, Keep, RetentionConfig, VaultConfig, parse_keep};
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +42,10 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[dlp]`: detectors, and what happens to data above a party's clearance.
     pub dlp: DlpSettings,
+    /// `[vault]`: the evidence vault's master key and who may read what of it.
+    pub vault: VaultConfig,
+    /// `[retention]`: how long evidence is kept, per data class and artifact.
+    pub retention: RetentionConfig,
     pub spans: SourceMap,
 }
 
@@ -550,6 +557,8 @@ impl Validator<'_> {
         let approvals = self.approvals(raw.approvals);
         let audit = self.audit(raw.audit);
         let dlp = self.dlp(raw.dlp, &classes, server.max_body_bytes);
+        let vault = self.vault(raw.vault, &classes);
+        let retention = self.retention(raw.retention, &classes);
         let base_dir = self
             .path
             .parent()
@@ -579,6 +588,8 @@ impl Validator<'_> {
             approvals,
             audit,
             dlp,
+            vault,
+            retention,
             spans: self.spans,
         };
         self.diags.into_result(config)
@@ -1223,6 +1234,10 @@ mod raw {
         pub audit: Audit,
         #[serde(default)]
         pub dlp: Dlp,
+        #[serde(default)]
+        pub vault: super::vault::raw::Vault,
+        #[serde(default)]
+        pub retention: super::vault::raw::Retention,
     }
 
     #[derive(Deserialize, Default)]

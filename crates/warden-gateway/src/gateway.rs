@@ -43,6 +43,8 @@ pub struct Shared {
     pub switches: Switches,
     /// Detectors and field rules (`[dlp]`, tools' `classify`), built once.
     pub protection: Protection,
+    /// The evidence vault's master key (see [`crate::evidence`]).
+    pub vault: warden_vault::MasterKey,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
@@ -81,6 +83,8 @@ pub struct GatewayParts {
     pub store: Arc<dyn Store>,
     /// Keys the digests of arguments and results in the audit log.
     pub digest_key: [u8; 32],
+    /// Wraps the data key of every evidence record; never stored in the database.
+    pub vault_key: warden_vault::MasterKey,
 }
 
 pub struct Gateway {
@@ -171,6 +175,7 @@ impl Gateway {
             store: parts.store.clone(),
             digester,
             protection,
+            vault: parts.vault_key,
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),

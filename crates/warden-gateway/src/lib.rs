@@ -11,6 +11,7 @@
 pub mod approvals;
 pub mod call;
 pub mod digest;
+pub mod evidence;
 pub mod gateway;
 pub mod identity;
 pub mod limits;
@@ -21,4 +22,5 @@ pub mod switches;
 pub mod undo;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
+pub use evidence::{EvidenceError, EvidencePayload};
 pub use gateway::{Gateway, GatewayParts, ListRequest, Shared, Snapshot, TaskRequest};

@@ -13,6 +13,8 @@ use warden_gateway::{CallRequest, Channel, ListRequest, Principal, TaskRequest};
 
 use crate::AppState;
 
+pub mod evidence;
+
 /// An error answer: `{"error": {"code", "message", "event_id"?}}`.
 pub struct ApiError {
     status: StatusCode,
@@ -368,35 +370,6 @@ pub async fn list_events(
             )
         })?;
     Ok(Json(json!({ "events": events })))
-}
-
-pub async fn get_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    operator(&state, &headers, OperatorRole::Auditor).await?;
-    let event = state
-        .gateway
-        .shared()
-        .store
-        .event(&id)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            )
-        })?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no event `{id}`"),
-            )
-        })?;
-    Ok(Json(json!({ "event": event })))
 }
 
 #[derive(Deserialize)]

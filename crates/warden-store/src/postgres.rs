@@ -7,6 +7,7 @@
 
 mod audit;
 mod control;
+mod evidence;
 
 use std::str::FromStr;
 

@@ -2,8 +2,10 @@
 
 mod audit;
 mod control;
+mod evidence;
 pub use audit::*;
 pub use control::*;
+pub use evidence::*;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
