@@ -30,7 +30,7 @@ pub(super) async fn keep_prior_state(
     evidence::keep(
         shared,
         &call.event.id,
-        Some(&call.principal.agent),
+        Some(call.principal.agent.as_str()),
         Artifact::PriorState,
         &class,
         prior,
