@@ -195,9 +195,14 @@ pub async fn run() -> anyhow::Result<()> {
         }
     }
 
-    println!("\nUndo, as an operator (`warden undo EVENT`): each runs through the pipeline as the original agent.");
+    println!(
+        "\nUndo, as an operator (`warden undo EVENT`): each runs through the pipeline as the original agent."
+    );
     for (tool, event) in &undoable {
-        let line = match gateway.undo(event, "demo", warden_gateway::Channel::Cli).await {
+        let line = match gateway
+            .undo(event, "demo", warden_gateway::Channel::Cli)
+            .await
+        {
             Ok(r) => format!(
                 "{} by event {} ({})",
                 r.outcome.as_str(),

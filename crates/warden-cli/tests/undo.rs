@@ -91,7 +91,14 @@ fn ok_event(body: &Value) -> String {
 async fn a_refund_is_undone_by_cancel_refund_and_the_undo_links_the_original() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");
-    let (code, body) = call(&server.base, &key, "payments.refund", refund(1500, "C001"), None).await;
+    let (code, body) = call(
+        &server.base,
+        &key,
+        "payments.refund",
+        refund(1500, "C001"),
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let original = ok_event(&body);
     let refund_id = body["result"]["structuredContent"]["refund_id"].clone();
@@ -116,12 +123,17 @@ async fn a_refund_is_undone_by_cancel_refund_and_the_undo_links_the_original() {
         .find(|e| e["parent_id"] == original.as_str() && e["kind"] == "tool_call")
         .expect("the undo is audited, linked to the original");
     assert_eq!(undo_event["action"], "payments.cancel_refund");
-    assert_eq!(undo_event["agent"], "refund-bot", "run as the original agent");
+    assert_eq!(
+        undo_event["agent"], "refund-bot",
+        "run as the original agent"
+    );
     assert_eq!(undo_event["outcome"], "ok");
     assert_eq!(undo_event["verdict"], "allow");
     assert_eq!(undo_event["policies"], json!(["finance-cancels-refunds"]));
     assert!(
-        undo_event["operator"].as_str().is_some_and(|o| !o.is_empty()),
+        undo_event["operator"]
+            .as_str()
+            .is_some_and(|o| !o.is_empty()),
         "the operator who asked is recorded: {undo_event}"
     );
     assert!(undo_event["args_digest"].is_string());
@@ -181,7 +193,14 @@ async fn a_customer_update_is_restored_to_its_prior_state_by_undo() {
 async fn an_event_is_undone_only_once_even_by_two_concurrent_undos() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");
-    let (_, body) = call(&server.base, &key, "payments.refund", refund(2000, "C002"), None).await;
+    let (_, body) = call(
+        &server.base,
+        &key,
+        "payments.refund",
+        refund(2000, "C002"),
+        None,
+    )
+    .await;
     let original = ok_event(&body);
 
     let (a, b) = tokio::join!(undo(&server, &original), undo(&server, &original));
@@ -194,7 +213,8 @@ async fn an_event_is_undone_only_once_even_by_two_concurrent_undos() {
     let loser = if a.0 == 200 { &b } else { &a };
     assert_eq!(loser.0, 409, "{loser:?}");
     assert!(
-        ["already_undone", "undo_in_progress"].contains(&loser.1["error"]["code"].as_str().unwrap_or("")),
+        ["already_undone", "undo_in_progress"]
+            .contains(&loser.1["error"]["code"].as_str().unwrap_or("")),
         "{loser:?}"
     );
     assert!(
@@ -227,8 +247,15 @@ async fn undo_of_an_irreversible_email_an_unknown_event_or_a_denied_call_is_refu
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["error"]["code"], "not_undoable");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("irreversible") && message.contains("email.send"), "{message}");
-    let refusal = event(&server, body["error"]["event_id"].as_str().expect("audited")).await;
+    assert!(
+        message.contains("irreversible") && message.contains("email.send"),
+        "{message}"
+    );
+    let refusal = event(
+        &server,
+        body["error"]["event_id"].as_str().expect("audited"),
+    )
+    .await;
     assert_eq!(refusal["action"], format!("events.undo:{sent}"));
     assert_eq!(refusal["outcome"], "denied");
     assert_eq!(refusal["parent_id"], sent.as_str());
@@ -244,24 +271,48 @@ async fn undo_of_an_irreversible_email_an_unknown_event_or_a_denied_call_is_refu
     let (code, body) = undo(&server, "no-such-event").await;
     assert_eq!(code, 404, "{body}");
 
-    let (code, body) = call(&server.base, &support, "payments.refund", refund(100, "C001"), None).await;
+    let (code, body) = call(
+        &server.base,
+        &support,
+        "payments.refund",
+        refund(100, "C001"),
+        None,
+    )
+    .await;
     assert_eq!(code, 403, "{body}");
     let denied = body["event_id"].as_str().unwrap().to_owned();
     let (code, body) = undo(&server, &denied).await;
     assert_eq!(code, 422, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("only a call that succeeded"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only a call that succeeded"),
         "{body}"
     );
-    let outbox = call(&server.base, &support, "email.list_outbox", json!({}), None).await.1;
-    assert_eq!(outbox["result"]["structuredContent"]["messages"].as_array().map(Vec::len), Some(1));
+    let outbox = call(&server.base, &support, "email.list_outbox", json!({}), None)
+        .await
+        .1;
+    assert_eq!(
+        outbox["result"]["structuredContent"]["messages"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 #[tokio::test]
 async fn an_undo_is_denied_while_the_agent_is_paused_and_runs_once_it_is_resumed() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");
-    let (_, body) = call(&server.base, &key, "payments.refund", refund(1200, "C004"), None).await;
+    let (_, body) = call(
+        &server.base,
+        &key,
+        "payments.refund",
+        refund(1200, "C004"),
+        None,
+    )
+    .await;
     let original = ok_event(&body);
 
     let out = server.cli(&["agents", "pause", "refund-bot", "--reason", "audit"]);
@@ -273,9 +324,16 @@ async fn an_undo_is_denied_while_the_agent_is_paused_and_runs_once_it_is_resumed
 
     let out = server.cli(&["agents", "resume", "refund-bot"]);
     assert!(out.status.success());
-    assert_eq!(refunds(&server, &key).await[0]["status"], "succeeded", "the denied undo did nothing");
+    assert_eq!(
+        refunds(&server, &key).await[0]["status"],
+        "succeeded",
+        "the denied undo did nothing"
+    );
     let (code, body) = undo(&server, &original).await;
-    assert_eq!(code, 200, "a denied undo did not use the event's one undo up: {body}");
+    assert_eq!(
+        code, 200,
+        "a denied undo did not use the event's one undo up: {body}"
+    );
     assert_eq!(refunds(&server, &key).await[0]["status"], "cancelled");
 }
 
@@ -292,7 +350,14 @@ async fn an_undo_is_denied_when_policy_forbids_the_compensating_tool() {
         },
     );
     let key = server.create_key("refund-bot");
-    let (_, body) = call(&server.base, &key, "payments.refund", refund(900, "C005"), None).await;
+    let (_, body) = call(
+        &server.base,
+        &key,
+        "payments.refund",
+        refund(900, "C005"),
+        None,
+    )
+    .await;
     let original = ok_event(&body);
     let (code, body) = undo(&server, &original).await;
     assert_eq!(code, 403, "{body}");
@@ -321,29 +386,51 @@ async fn undo_of_an_undo_reapplies_a_captured_write_once_and_is_refused_for_canc
     let (code, body) = undo(&server, &original).await;
     assert_eq!(code, 200, "{body}");
     let first_undo = ok_event(&body);
-    assert_eq!(customer(&server, &support, "C006").await["tier"], before["tier"]);
+    assert_eq!(
+        customer(&server, &support, "C006").await["tier"],
+        before["tier"]
+    );
 
     // The restore is itself a captured write: undoing it puts the change back.
     let (code, body) = undo(&server, &first_undo).await;
     assert_eq!(code, 200, "{body}");
     let redo = ok_event(&body);
-    assert_eq!(customer(&server, &support, "C006").await["tier"], "platinum");
-    assert_eq!(event(&server, &redo).await["parent_id"], first_undo.as_str());
+    assert_eq!(
+        customer(&server, &support, "C006").await["tier"],
+        "platinum"
+    );
+    assert_eq!(
+        event(&server, &redo).await["parent_id"],
+        first_undo.as_str()
+    );
 
     // Once per event, at every level.
     assert_eq!(undo(&server, &first_undo).await.0, 409);
     assert_eq!(undo(&server, &original).await.0, 409);
-    assert_eq!(customer(&server, &support, "C006").await["tier"], "platinum");
+    assert_eq!(
+        customer(&server, &support, "C006").await["tier"],
+        "platinum"
+    );
 
     // A cancel_refund has no recipe: the undo of a refund's undo is refused.
-    let (_, body) = call(&server.base, &refunder, "payments.refund", refund(700, "C006"), None).await;
+    let (_, body) = call(
+        &server.base,
+        &refunder,
+        "payments.refund",
+        refund(700, "C006"),
+        None,
+    )
+    .await;
     let refunded = ok_event(&body);
     let (_, body) = undo(&server, &refunded).await;
     let cancel = ok_event(&body);
     let (code, body) = undo(&server, &cancel).await;
     assert_eq!(code, 422, "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("no undo recipe"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no undo recipe"),
         "{body}"
     );
 }
@@ -373,7 +460,11 @@ async fn a_write_whose_prior_state_cannot_be_captured_is_not_executed() {
     assert_eq!(body["outcome"], "failed");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("the write was not executed"), "{message}");
-    assert_eq!(customer(&server, &reader, "C007").await, before, "nothing changed");
+    assert_eq!(
+        customer(&server, &reader, "C007").await,
+        before,
+        "nothing changed"
+    );
     let write = body["event_id"].as_str().unwrap().to_owned();
     let capture = events(&server)
         .await
@@ -384,13 +475,17 @@ async fn a_write_whose_prior_state_cannot_be_captured_is_not_executed() {
 }
 
 #[tokio::test]
-async fn with_irreversible_actions_needing_approval_an_email_waits_and_an_undo_runs_once_approved() {
+async fn with_irreversible_actions_needing_approval_an_email_waits_and_an_undo_runs_once_approved()
+{
     let example = common::quickstart_dir().join("irreversible-needs-approval.cedar");
     let server = TestServer::quickstart_with(
         |c| c,
         |dir| {
-            std::fs::copy(&example, dir.join("policies/irreversible-needs-approval.cedar"))
-                .expect("copy the example policy");
+            std::fs::copy(
+                &example,
+                dir.join("policies/irreversible-needs-approval.cedar"),
+            )
+            .expect("copy the example policy");
         },
     );
     let check = server.cli(&["check"]);
@@ -405,7 +500,10 @@ async fn with_irreversible_actions_needing_approval_an_email_waits_and_an_undo_r
     let mail = json!({"to": "c001@example.com", "subject": "Hi", "body": "Hello"});
     let (code, body) = call(&server.base, &support, "email.send", mail, None).await;
     assert_eq!(code, 202, "an irreversible send waits: {body}");
-    assert_eq!(body["error"]["policies"], json!(["irreversible-needs-approval"]));
+    assert_eq!(
+        body["error"]["policies"],
+        json!(["irreversible-needs-approval"])
+    );
     let (code, body) = call(
         &server.base,
         &support,
@@ -417,11 +515,21 @@ async fn with_irreversible_actions_needing_approval_an_email_waits_and_an_undo_r
     assert_eq!(code, 200, "a write with an undo recipe runs: {body}");
 
     // cancel_refund has no recipe, so the undo of a refund needs approval too.
-    let (_, body) = call(&server.base, &refunder, "payments.refund", refund(800, "C008"), None).await;
+    let (_, body) = call(
+        &server.base,
+        &refunder,
+        "payments.refund",
+        refund(800, "C008"),
+        None,
+    )
+    .await;
     let original = ok_event(&body);
     let (code, body) = undo(&server, &original).await;
     assert_eq!(code, 202, "{body}");
-    let approval = body["approval_id"].as_str().expect("an approval id").to_owned();
+    let approval = body["approval_id"]
+        .as_str()
+        .expect("an approval id")
+        .to_owned();
     let (code, body) = undo(&server, &original).await;
     assert_eq!(code, 409, "{body}");
     assert_eq!(body["error"]["code"], "pending_approval");

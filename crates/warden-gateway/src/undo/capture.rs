@@ -58,9 +58,13 @@ impl Stage for Capture {
 
         let read = read_prior_state(shared, call, &tool.name, &capture, &mut event).await;
         let kept = match read {
-            Ok((result, prior)) => super::vault::keep_prior_state(shared, call, &capture, &result, &prior)
-                .await
-                .map_err(|e| format!("the prior state could not be kept in the evidence vault: {e}")),
+            Ok((result, prior)) => {
+                super::vault::keep_prior_state(shared, call, &capture, &result, &prior)
+                    .await
+                    .map_err(|e| {
+                        format!("the prior state could not be kept in the evidence vault: {e}")
+                    })
+            }
             Err(e) => Err(e),
         };
         match &kept {
@@ -97,10 +101,12 @@ async fn read_prior_state(
     event: &mut AuditEvent,
 ) -> Result<(Value, Value), String> {
     let snapshot = shared.snapshot();
-    let info = snapshot
-        .catalog
-        .get(capture)
-        .ok_or_else(|| format!("upstream `{}` does not offer `{capture}`", capture.upstream()))?;
+    let info = snapshot.catalog.get(capture).ok_or_else(|| {
+        format!(
+            "upstream `{}` does not offer `{capture}`",
+            capture.upstream()
+        )
+    })?;
     let arguments = capture_arguments(&call.input, &info.input_schema);
     event.args_digest = Some(shared.digester.digest(&Value::Object(arguments.clone())));
     // In sandbox mode the write goes to the twin; so does the read of what it will change.
@@ -114,7 +120,8 @@ async fn read_prior_state(
         .call(&upstream, capture.tool(), arguments, timeout)
         .await
         .map_err(|e| format!("upstream `{upstream}`: {e}"))?;
-    event.upstream_latency_us = Some(u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX));
+    event.upstream_latency_us =
+        Some(u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX));
     event.result_digest = Some(shared.digester.digest(&outcome.result));
     if outcome.is_error() {
         event.outcome = Outcome::ToolError;
@@ -122,13 +129,18 @@ async fn read_prior_state(
     }
     match super::template::structured(&outcome.result) {
         Some(v @ Value::Object(_)) => Ok((outcome.result, v)),
-        _ => Err(format!("`{capture}` returned no structured (JSON object) result")),
+        _ => Err(format!(
+            "`{capture}` returned no structured (JSON object) result"
+        )),
     }
 }
 
 /// The write's arguments the read tool's input schema declares; all of them if it declares
 /// none.
-pub fn capture_arguments(write_args: &Map<String, Value>, read_schema: &Value) -> Map<String, Value> {
+pub fn capture_arguments(
+    write_args: &Map<String, Value>,
+    read_schema: &Value,
+) -> Map<String, Value> {
     match read_schema.get("properties").and_then(Value::as_object) {
         Some(props) if !props.is_empty() => write_args
             .iter()
@@ -179,7 +191,8 @@ mod tests {
     #[test]
     fn the_restore_sets_back_exactly_the_fields_the_write_changed() {
         let write = obj(json!({"customer_id": "C001", "email": "new@example.com", "tier": "gold"}));
-        let prior = json!({"id": "C001", "email": "old@example.com", "tier": "standard", "name": "A"});
+        let prior =
+            json!({"id": "C001", "email": "old@example.com", "tier": "standard", "name": "A"});
         assert_eq!(
             restore_arguments(&write, &prior),
             obj(json!({"customer_id": "C001", "email": "old@example.com", "tier": "standard"}))

@@ -45,7 +45,9 @@ pub enum UndoError {
     UnknownEvent(String),
     #[error("event `{0}` is not an agent's tool call; only tool calls can be undone")]
     NotToolCall(String),
-    #[error("event `{id}` ended `{outcome}`; only a call that succeeded (outcome ok) can be undone")]
+    #[error(
+        "event `{id}` ended `{outcome}`; only a call that succeeded (outcome ok) can be undone"
+    )]
     NotSucceeded { id: String, outcome: &'static str },
     #[error("`{tool}` is irreversible (its undo recipe says so): event `{id}` cannot be undone")]
     Irreversible { id: String, tool: String },
@@ -359,11 +361,13 @@ impl Gateway {
                 };
                 let result = if wants("result") {
                     let raw = self.original_payload(id, Artifact::Result).await?;
-                    Some(template::structured(&raw).ok_or_else(|| UndoError::MissingData {
-                        id: id.clone(),
-                        what: "result's structured content",
-                        why: "the result does not have (it is not JSON)".into(),
-                    })?)
+                    Some(
+                        template::structured(&raw).ok_or_else(|| UndoError::MissingData {
+                            id: id.clone(),
+                            what: "result's structured content",
+                            why: "the result does not have (it is not JSON)".into(),
+                        })?,
+                    )
                 } else {
                     None
                 };

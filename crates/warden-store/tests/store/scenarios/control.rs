@@ -637,7 +637,12 @@ pub async fn an_event_can_be_undone_once(db: Db) {
 
 pub async fn a_failed_undo_claim_is_taken_over_by_exactly_one_retry(db: Db) {
     let other = db.open_another().await;
-    assert!(db.store.claim_undo("evt-9", "undo-denied").await.expect("claim"));
+    assert!(
+        db.store
+            .claim_undo("evt-9", "undo-denied")
+            .await
+            .expect("claim")
+    );
     let stores = [db.store.clone(), other.clone()];
     let tasks: Vec<_> = (0..10)
         .map(|i| {
