@@ -219,12 +219,12 @@ impl Api {
             .await
     }
 
-    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
     }
 
-    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
@@ -508,6 +508,44 @@ pub async fn operators(cmd: OperatorsCommand) -> anyhow::Result<()> {
             );
             println!("{}", body["token"].as_str().unwrap_or(""));
         }
+    }
+    Ok(())
+}
+
+/// `warden undo EVENT`: the event's compensation, through the pipeline as its agent.
+#[derive(clap::Args)]
+pub struct UndoArgs {
+    /// The event to undo (a successful tool call whose tool has an undo recipe).
+    pub event: String,
+    /// Print the server's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub async fn undo(args: UndoArgs) -> anyhow::Result<()> {
+    let body = Api::from_args(&args.server)?
+        .post(&format!("/v1/events/{}/undo", args.event))
+        .await?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let event = body["event_id"].as_str().unwrap_or("?");
+    match body["outcome"].as_str().unwrap_or("?") {
+        "ok" => println!("undid event {}: compensated by event {event}", args.event),
+        "pending" | "proposed" => println!(
+            "the undo of event {} is held for approval {} (event {event}); run `warden undo {}` again once it is approved",
+            args.event,
+            body["approval_id"].as_str().unwrap_or("?"),
+            args.event
+        ),
+        other => bail!(
+            "the undo of event {} ended {other}: {}",
+            args.event,
+            body["error"]["message"].as_str().unwrap_or("no details")
+        ),
     }
     Ok(())
 }

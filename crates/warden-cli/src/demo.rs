@@ -95,6 +95,13 @@ fn script() -> Vec<Step> {
         Step {
             agent: "support-bot",
             user: None,
+            tool: "email.send",
+            args: json!({"to": "c002@example.com", "subject": "Updated", "body": "Done"}),
+            shows: "allow: irreversible",
+        },
+        Step {
+            agent: "support-bot",
+            user: None,
             tool: "crm.delete_everything",
             args: json!({}),
             shows: "unknown tool",
@@ -146,6 +153,8 @@ pub async fn run() -> anyhow::Result<()> {
         "AGENT", "USER", "CALL", "SHOWS", "DECISION", "DECIDING POLICY"
     );
     let mut rows = 0;
+    // The events of the steps the demo undoes afterwards.
+    let mut undoable = Vec::new();
     for step in script() {
         let client = connect(&url, &keys[step.agent]).await?;
         let mut params = CallToolRequestParams::new(step.tool);
@@ -176,6 +185,33 @@ pub async fn run() -> anyhow::Result<()> {
         );
         client.cancel().await.ok();
         rows += 1;
+        if outcome == "allow"
+            && matches!(
+                step.shows,
+                "allow: small refund" | "delegation: alice may" | "allow: irreversible"
+            )
+        {
+            undoable.push((step.tool, event));
+        }
+    }
+
+    println!(
+        "\nUndo, as an operator (`warden undo EVENT`): each runs through the pipeline as the original agent."
+    );
+    for (tool, event) in &undoable {
+        let line = match gateway
+            .undo(event, "demo", warden_gateway::Channel::Cli)
+            .await
+        {
+            Ok(r) => format!(
+                "{} by event {} ({})",
+                r.outcome.as_str(),
+                r.event_id,
+                r.explanation()
+            ),
+            Err(refusal) => format!("refused: {refusal}"),
+        };
+        println!("undo {tool:<20} {event}  {line}");
     }
     let committed = assembled.store.recent(1000).await?.len();
     println!(

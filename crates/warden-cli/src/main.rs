@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod connect;
 mod demo;
+mod evidence;
 mod serve;
 mod shadow_report;
 
@@ -98,12 +99,22 @@ enum Command {
     Freeze(admin::FreezeArgs),
     /// Lift the global freeze.
     Unfreeze(admin::FreezeArgs),
+    /// Undo an event: run its tool's compensation through the pipeline, as its agent (once).
+    Undo(admin::UndoArgs),
     /// The audit log: tail, and the tamper-evident log's verify, export, checkpoint, prove.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Policy tools.
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
+    /// The evidence vault: show an event's raw payloads (audited), legal holds.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Evidence retention: shred what has expired.
+    #[command(subcommand)]
+    Retention(evidence::RetentionCommand),
+    /// Reconstruct one event's decision: who, what, policies, approvals, outcome, proof.
+    Explain(evidence::ExplainArgs),
     /// Measure the gateway's overhead against the direct upstream.
     Bench(bench::BenchArgs),
 }
@@ -138,9 +149,13 @@ async fn run(command: Command) -> ExitCode {
         Command::Operators(cmd) => admin::operators(cmd).await,
         Command::Freeze(args) => admin::freeze(args, true).await,
         Command::Unfreeze(args) => admin::freeze(args, false).await,
+        Command::Undo(args) => admin::undo(args).await,
         Command::Audit(cmd) => return audit::run(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Evidence(cmd) => evidence::evidence(cmd).await,
+        Command::Retention(cmd) => evidence::retention(cmd).await,
+        Command::Explain(args) => evidence::explain(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -180,10 +180,16 @@ pub async fn serve(path: &Path) -> anyhow::Result<()> {
         wait_for_signal().await;
         on_signal.cancel();
     });
+    let retention = warden_server::vault::spawn_retention(
+        assembled.gateway.clone(),
+        assembled.gateway.config().retention.interval,
+        shutdown.clone(),
+    );
     let state = AppState {
         gateway: assembled.gateway.clone(),
     };
     let served = warden_server::serve(listener, state, shutdown).await;
+    let _ = retention.await;
     assembled.shutdown().await;
     served?;
     Ok(())

@@ -133,6 +133,8 @@ fn the_demo_runs_and_shows_allow_deny_and_delegation() {
         "rejected",
         "alice",
         "bob",
+        "undo payments.refund",
+        "is irreversible",
     ] {
         assert!(t.contains(needle), "demo output lacks `{needle}`:\n{t}");
     }

@@ -16,6 +16,9 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{DataClasses, Mode, RiskTier, ToolName};
 
+mod vault;
+pub use vault::{ClassRetention, Keep, RetentionConfig, VaultConfig, parse_keep};
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +42,10 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[dlp]`: detectors, and what happens to data above a party's clearance.
     pub dlp: DlpSettings,
+    /// `[vault]`: the evidence vault's master key and who may read what of it.
+    pub vault: VaultConfig,
+    /// `[retention]`: how long evidence is kept, per data class and artifact.
+    pub retention: RetentionConfig,
     pub spans: SourceMap,
 }
 
@@ -555,6 +562,8 @@ impl Validator<'_> {
         let approvals = self.approvals(raw.approvals);
         let audit = self.audit(raw.audit);
         let dlp = self.dlp(raw.dlp, &classes, server.max_body_bytes);
+        let vault = self.vault(raw.vault, &classes);
+        let retention = self.retention(raw.retention, &classes);
         let base_dir = self
             .path
             .parent()
@@ -584,6 +593,8 @@ impl Validator<'_> {
             approvals,
             audit,
             dlp,
+            vault,
+            retention,
             spans: self.spans,
         };
         self.diags.into_result(config)
@@ -1020,10 +1031,20 @@ impl Validator<'_> {
                             tool: tool_name,
                         })
                     }
-                    (None, args) => Some(UndoRecipe::Compensate {
-                        tool: tool_name,
-                        args: args.unwrap_or(serde_json::Value::Object(Default::default())),
-                    }),
+                    (None, args) => {
+                        let args = args.unwrap_or(serde_json::Value::Object(Default::default()));
+                        if !args.is_object() {
+                            self.error_at(at, "undo `args` must be a table");
+                        }
+                        if let Some(bad) = bad_placeholder(&args) {
+                            self.error_at(at, format!("undo placeholder `{{{{{bad}}}}}` must name `input.PATH` or `result.PATH`")).help =
+                                Some("e.g. args = { refund_id = \"{{result.refund_id}}\" }".into());
+                        }
+                        Some(UndoRecipe::Compensate {
+                            tool: tool_name,
+                            args,
+                        })
+                    }
                     (Some(_), Some(_)) => {
                         self.error_at(at, "an undo recipe has `capture` or `args`, not both");
                         None
@@ -1220,6 +1241,10 @@ mod raw {
         pub audit: Audit,
         #[serde(default)]
         pub dlp: Dlp,
+        #[serde(default)]
+        pub vault: super::vault::raw::Vault,
+        #[serde(default)]
+        pub retention: super::vault::raw::Retention,
     }
 
     #[derive(Deserialize, Default)]
@@ -1391,6 +1416,34 @@ mod raw {
     }
 }
 
+/// The first placeholder in an undo template whose root is not `input.` or `result.` (or that is
+/// not closed), if any.
+fn bad_placeholder(template: &serde_json::Value) -> Option<String> {
+    match template {
+        serde_json::Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("{{") {
+                let after = &rest[start + 2..];
+                let Some(end) = after.find("}}") else {
+                    return Some(after.to_owned());
+                };
+                let path = after[..end].trim();
+                let ok = ["input.", "result."]
+                    .iter()
+                    .any(|root| path.strip_prefix(root).is_some_and(|p| !p.is_empty()));
+                if !ok {
+                    return Some(path.to_owned());
+                }
+                rest = &after[end + 2..];
+            }
+            None
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(bad_placeholder),
+        serde_json::Value::Object(map) => map.values().find_map(bad_placeholder),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1451,6 +1504,21 @@ clearance = "internal"
             c.upstream("crm").unwrap().sandbox.as_deref(),
             Some("crm-staging")
         );
+    }
+
+    #[test]
+    fn an_undo_template_must_name_input_or_result() {
+        let src = GOOD.replace(
+            "undo = { capture = \"crm.get_customer\", tool = \"crm.update_customer\" }",
+            "undo = { tool = \"crm.update_customer\", args = { customer_id = \"{{output.id}}\" } }",
+        );
+        let e = first_error(&src);
+        assert!(e.message.contains("output.id"), "{}", e.message);
+        let fine = GOOD.replace(
+            "undo = { capture = \"crm.get_customer\", tool = \"crm.update_customer\" }",
+            "undo = { tool = \"crm.update_customer\", args = { customer_id = \"{{input.customer_id}}\", notes = \"undo of {{result.id}}\" } }",
+        );
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]

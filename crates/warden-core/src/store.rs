@@ -394,6 +394,14 @@ pub trait ControlStore: Send + Sync {
     async fn claim_undo(&self, original_event: &str, undo_event: &str) -> Result<bool, StoreError>;
     /// The event that undid (or is undoing) `original_event`.
     async fn undo_of(&self, original_event: &str) -> Result<Option<String>, StoreError>;
+    /// Compare-and-set the claim on `original_event` from `stale_undo` (an attempt that did not
+    /// undo it: denied, failed) to `undo_event`: `true` for the one caller that moves it.
+    async fn reclaim_undo(
+        &self,
+        original_event: &str,
+        stale_undo: &str,
+        undo_event: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Add to the counter `(key, window_start)` atomically and return its totals after the
     /// addition. `amount` must be finite.
@@ -578,11 +586,44 @@ pub trait EvidenceStore: Send + Sync {
     async fn insert_hold(&self, hold: &LegalHold) -> Result<(), StoreError>;
     async fn remove_hold(&self, id: &str) -> Result<bool, StoreError>;
     async fn holds(&self) -> Result<Vec<LegalHold>, StoreError>;
+    /// Records whose retention has passed but which a legal hold keeps (for `retention run`
+    /// to report).
+    async fn held_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The ids of the master keys that wrapped the unshredded records, sorted (to check at
+    /// start that the configured master key can open them).
+    async fn evidence_key_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Keep the policies of one bundle, by bundle hash, so `explain` can show the text of the
+    /// policies in force when an event was decided. `policies` is JSON (see
+    /// [`BundlePolicies`]). Storing a hash already stored is a no-op.
+    async fn put_bundle_policies(&self, hash: &str, policies: &str) -> Result<(), StoreError>;
+    async fn bundle_policies(&self, hash: &str) -> Result<Option<String>, StoreError>;
+    /// Events whose `parent_id` is `parent_id` (undos, retries, approved executions, reads of
+    /// its evidence), in log order.
+    async fn child_events(&self, parent_id: &str) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
+/// One policy's text as kept by [`EvidenceStore::put_bundle_policies`]: a JSON array of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundlePolicy {
+    pub id: String,
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+}
+
+/// The policies of one bundle as stored.
+pub type BundlePolicies = Vec<BundlePolicy>;
+
 /// Everything the gateway needs from persistence.
-pub trait Store: EventLog + CredentialStore + ControlStore + crate::session::SessionStore {}
-impl<T: EventLog + CredentialStore + ControlStore + crate::session::SessionStore> Store for T {}
+pub trait Store:
+    EventLog + CredentialStore + ControlStore + crate::session::SessionStore + EvidenceStore
+{
+}
+impl<T> Store for T where
+    T: EventLog + CredentialStore + ControlStore + crate::session::SessionStore + EvidenceStore
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,29 @@ pub async fn park(
         decided_at: None,
         result_event_id: None,
     };
+    // The request as approvers see it goes to the evidence vault first: no record, no request.
+    let level = call
+        .data
+        .as_ref()
+        .and_then(|d| d.level)
+        .unwrap_or(warden_core::ClassLevel(0));
+    let class = shared.protection.class_name(level)?;
+    let seen = json!({
+        "approval_id": approval.id, "kind": approval.kind.as_str(), "tool": approval.tool,
+        "arguments": approval.args, "user": approval.user, "policies": approval.policies,
+        "required_role": approval.required_role, "required_count": approval.required_count,
+        "expires_at": approval.expires_at,
+    });
+    crate::evidence::keep(
+        shared,
+        &call.event.id,
+        Some(&approval.agent),
+        warden_core::store::Artifact::Approval,
+        &class,
+        &seen,
+    )
+    .await
+    .map_err(|e| StageError::Evidence(e.to_string()))?;
     shared.store.insert_approval(&approval).await?;
     notify(&shared.config, &approval);
     let who = match &approval.required_role {

@@ -217,6 +217,8 @@ pub enum StageError {
     Internal(&'static str),
     #[error(transparent)]
     Protection(#[from] crate::protection::ProtectionError),
+    #[error("the evidence vault could not keep the record: {0}")]
+    Evidence(String),
 }
 
 /// The gateway's answer to one call.

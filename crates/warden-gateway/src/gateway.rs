@@ -43,6 +43,8 @@ pub struct Shared {
     pub switches: Switches,
     /// Detectors and field rules (`[dlp]`, tools' `classify`), built once.
     pub protection: Protection,
+    /// The evidence vault's master key (see [`crate::evidence`]).
+    pub vault: warden_vault::MasterKey,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// The candidate bundle of `[policy] shadow`, set once at start.
@@ -88,6 +90,8 @@ pub struct GatewayParts {
     pub store: Arc<dyn Store>,
     /// Keys the digests of arguments and results in the audit log.
     pub digest_key: [u8; 32],
+    /// Wraps the data key of every evidence record; never stored in the database.
+    pub vault_key: warden_vault::MasterKey,
 }
 
 pub struct Gateway {
@@ -194,6 +198,7 @@ impl Gateway {
             store: parts.store.clone(),
             digester,
             protection,
+            vault: parts.vault_key,
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),
@@ -442,7 +447,12 @@ impl Gateway {
         }
     }
 
-    fn new_call(&self, principal: Principal, request: CallRequest, parent: Option<String>) -> Call {
+    pub(crate) fn new_call(
+        &self,
+        principal: Principal,
+        request: CallRequest,
+        parent: Option<String>,
+    ) -> Call {
         let mut event = AuditEvent::begin(
             EventKind::ToolCall,
             request.channel.as_str(),
@@ -460,7 +470,7 @@ impl Gateway {
         call
     }
 
-    async fn run(&self, mut call: Call) -> CallResponse {
+    pub(crate) async fn run(&self, mut call: Call) -> CallResponse {
         let mut refusal = None;
         for stage in &self.stages {
             match stage.run(&self.shared, &mut call).await {
@@ -576,7 +586,7 @@ impl Gateway {
     }
 
     /// Run an approved request as its agent, with the approvers in the policy context.
-    async fn run_approved(
+    pub(crate) async fn run_approved(
         &self,
         principal: Principal,
         channel: Channel,
@@ -605,6 +615,7 @@ impl Gateway {
         call.session_key = approval.session.clone();
         call.event.session = approval.session.clone();
         call.event.id = event.id;
+        call.event.operator = event.operator;
         call.approved_by = Some(approvers);
         let bound = approval.args.as_object().map(approvals::args_hash);
         if bound.as_deref() != Some(approval.args_hash.as_str()) {

@@ -11,6 +11,7 @@
 pub mod approvals;
 pub mod call;
 pub mod digest;
+pub mod evidence;
 pub mod gateway;
 pub mod identity;
 pub mod limits;
@@ -20,8 +21,10 @@ pub mod session;
 pub mod shadow;
 pub mod stages;
 pub mod switches;
+pub mod undo;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
+pub use evidence::{EvidenceError, EvidencePayload};
 pub use gateway::{
     Gateway, GatewayParts, ListRequest, Progress, ProgressUpdate, Shared, Snapshot, TaskRequest,
 };

@@ -226,6 +226,48 @@ impl Protection {
         Ok(warden_dlp::inspect_call_tool_result(result, &inspector)?)
     }
 
+    /// The most sensitive data class in a result as the upstream returned it (what the
+    /// evidence vault keeps it under): everything field rules and detectors would take away
+    /// from a party cleared for nothing, on a copy. The least sensitive class when none.
+    pub fn result_class(&self, tool: &ToolName, result: &Value) -> Result<String, ProtectionError> {
+        let b = self.built()?;
+        let mut copy = result.clone();
+        let lowest = ClassLevel(0);
+        let inspection = self.inspect_result(tool, lowest, &mut copy)?;
+        let classes = self.excess_classes(None, &inspection)?;
+        Ok(classes
+            .last()
+            .cloned()
+            .unwrap_or_else(|| b.classes.name(lowest).to_owned()))
+    }
+
+    /// Redact evidence for a reader cleared up to `clearance` (`explain`): values and fields
+    /// above it are masked, whatever the tool's `on_excess`. `result` selects the result's
+    /// rules (`result/...`) over the arguments' (`input/...`).
+    pub fn redact_for_reader(
+        &self,
+        tool: &ToolName,
+        clearance: ClassLevel,
+        value: &mut Value,
+        result: bool,
+    ) -> Result<u32, ProtectionError> {
+        let b = self.built()?;
+        let t = b.tool(tool);
+        let inspector = Inspector {
+            scanner: &b.scanner,
+            rules: &t.rules,
+            clearance,
+            action: &FieldAction::Mask,
+            allowed_hosts: &[],
+        };
+        let inspection = if result && value.is_object() {
+            warden_dlp::inspect_call_tool_result(value, &inspector)?
+        } else {
+            warden_dlp::inspect_arguments(value, &inspector)?
+        };
+        Ok(inspection.changed())
+    }
+
     /// Apply the tool's projection to a successful result, if it has one: `structuredContent`
     /// and JSON text blocks keep only the listed parts; other blocks (free text, images,
     /// resources), which a projection cannot reach into, are removed; when no text block is

@@ -25,6 +25,8 @@ pub enum StartError {
     Store(#[from] warden_core::store::StoreError),
     #[error("audit log: {0}")]
     Audit(#[from] crate::checkpointer::CheckpointerError),
+    #[error(transparent)]
+    VaultKey(#[from] crate::vault::VaultKeyError),
     #[error("{0}")]
     Other(String),
 }
@@ -161,6 +163,7 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         },
     )
     .await?;
+    let vault_key = crate::vault::load_master_key(&config, store.as_ref()).await?;
     let checkpointer = Arc::new(
         crate::checkpointer::Checkpointer::start(
             store.clone(),
@@ -185,11 +188,13 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         upstreams,
         store: store.clone() as Arc<dyn Store>,
         digest_key,
+        vault_key,
     }));
     if let Some(shadow) = shadow {
         tracing::info!(hash = %shadow.hash(), "shadow policy bundle loaded; it decides nothing");
         gateway.set_shadow_bundle(shadow);
     }
+    crate::explain::remember_bundle(&gateway).await?;
     let bootstrap_token =
         bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
     Ok(Assembled {

@@ -7,9 +7,11 @@
 pub mod assemble;
 pub mod checkpointer;
 pub mod datadir;
+pub mod explain;
 pub mod mcp;
 pub mod metrics;
 pub mod rest;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -53,7 +55,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/approvals/{id}/{action}", post(rest::approval_action))
         .route("/v1/operators", post(rest::create_operator))
         .route("/v1/events", get(rest::list_events))
-        .route("/v1/events/{id}", get(rest::get_event))
+        .route("/v1/events/{id}", get(rest::evidence::get_event))
+        .route("/v1/events/{id}/undo", post(rest::undo_event))
+        .route("/v1/evidence/holds", get(rest::evidence::list_holds).post(rest::evidence::create_hold))
+        .route("/v1/evidence/holds/{id}/release", post(rest::evidence::release_hold))
+        .route("/v1/evidence/{id}", get(rest::evidence::show))
+        .route("/v1/retention/run", post(rest::evidence::run_retention))
         .route("/v1/audit/checkpoint", get(rest::audit_checkpoint))
         .route("/v1/audit/proof/{id}", get(rest::audit_proof))
         .route("/v1/audit/consistency", get(rest::audit_consistency))

@@ -13,6 +13,8 @@ use warden_gateway::{CallRequest, Channel, ListRequest, Principal, TaskRequest};
 
 use crate::AppState;
 
+pub mod evidence;
+
 /// An error answer: `{"error": {"code", "message", "event_id"?}}`.
 pub struct ApiError {
     status: StatusCode,
@@ -371,35 +373,6 @@ pub async fn list_events(
     Ok(Json(json!({ "events": events })))
 }
 
-pub async fn get_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    operator(&state, &headers, OperatorRole::Auditor).await?;
-    let event = state
-        .gateway
-        .shared()
-        .store
-        .event(&id)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            )
-        })?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no event `{id}`"),
-            )
-        })?;
-    Ok(Json(json!({ "event": event })))
-}
-
 #[derive(Deserialize)]
 pub struct ApprovalsQuery {
     status: Option<String>,
@@ -634,4 +607,58 @@ pub async fn shadow_report(
         "active_bundle": state.gateway.shared().snapshot().bundle.hash(),
         "report": report,
     })))
+}
+
+/// `POST /v1/events/{id}/undo`: run the event's compensation through the pipeline, as its agent
+/// (admin). The answer is the compensating call's, with `undo_of`; a refusal before the
+/// pipeline (not undoable, already undone) is an error naming the reason and its audit event.
+pub async fn undo_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use warden_gateway::undo::UndoError;
+    let op = operator(&state, &headers, OperatorRole::Admin).await?;
+    let response = match state
+        .gateway
+        .undo(&id, &operator_label(&op), Channel::Rest)
+        .await
+    {
+        Ok(r) => r,
+        Err(refusal) => {
+            let (status, code) = match &refusal.error {
+                UndoError::UnknownEvent(_) => (StatusCode::NOT_FOUND, "not_found"),
+                UndoError::AlreadyUndone { .. } => (StatusCode::CONFLICT, "already_undone"),
+                UndoError::InProgress { .. } => (StatusCode::CONFLICT, "undo_in_progress"),
+                UndoError::AwaitingApproval { .. } => (StatusCode::CONFLICT, "pending_approval"),
+                UndoError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+                _ => (StatusCode::UNPROCESSABLE_ENTITY, "not_undoable"),
+            };
+            return Err(ApiError {
+                status,
+                code,
+                message: refusal.error.to_string(),
+                event_id: refusal.event_id,
+            });
+        }
+    };
+    crate::metrics::record_call(&response);
+    let status = match response.outcome {
+        Outcome::Ok | Outcome::ToolError => StatusCode::OK,
+        Outcome::Proposed | Outcome::Pending => StatusCode::ACCEPTED,
+        Outcome::Denied => StatusCode::FORBIDDEN,
+        Outcome::Rejected => StatusCode::BAD_REQUEST,
+        Outcome::Failed => StatusCode::BAD_GATEWAY,
+    };
+    let body = json!({
+        "undo_of": id,
+        "event_id": response.event_id,
+        "outcome": response.outcome.as_str(),
+        "approval_id": response.approval_id,
+        "result": response.result,
+        "error": response.refusal.as_ref().map(|r| json!({
+            "kind": r.kind, "message": response.explanation(), "policies": r.policies,
+        })),
+    });
+    Ok((status, Json(body)).into_response())
 }

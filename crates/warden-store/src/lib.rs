@@ -36,6 +36,7 @@ pub mod audit;
 mod codec;
 mod control;
 mod error;
+mod evidence;
 mod postgres;
 mod session;
 mod sqlite;

@@ -8,6 +8,7 @@
 mod audit;
 mod control;
 mod session;
+mod evidence;
 
 use std::str::FromStr;
 

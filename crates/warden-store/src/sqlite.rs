@@ -7,6 +7,7 @@
 mod audit;
 mod control;
 mod session;
+mod evidence;
 
 use std::str::FromStr;
 
@@ -59,7 +60,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(options.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Shredded evidence is overwritten in the file, not just unlinked.
+            .pragma("secure_delete", "ON");
         let pool = pool_options(url, options)
             .connect_with(connect.clone())
             .await

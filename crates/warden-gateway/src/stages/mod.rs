@@ -1,4 +1,5 @@
-//! The pipeline's stages, in order: identify → authorize → minimize → gate → execute → inspect.
+//! The pipeline's stages, in order: identify → authorize → minimize → gate → evidence
+//! (arguments) → execute → evidence (result) → inspect.
 //! `record` is not a stage: the pipeline runs it for every call, whatever the path.
 
 use async_trait::async_trait;
@@ -7,6 +8,7 @@ use crate::call::{Call, Flow, StageError};
 use crate::gateway::Shared;
 
 mod authorize;
+mod evidence;
 mod execute;
 mod gate;
 mod identify;
@@ -14,6 +16,7 @@ mod inspect;
 mod minimize;
 
 pub use authorize::{Authorize, approval_obligation};
+pub use evidence::{KeepArguments, KeepResult};
 pub use execute::Execute;
 pub use gate::Gate;
 pub use identify::Identify;
@@ -34,7 +37,10 @@ pub fn standard() -> Vec<Box<dyn Stage>> {
         Box::new(Authorize),
         Box::new(Minimize),
         Box::new(Gate),
+        Box::new(KeepArguments),
+        Box::new(crate::undo::Capture),
         Box::new(Execute),
+        Box::new(KeepResult),
         Box::new(Inspect),
     ]
 }

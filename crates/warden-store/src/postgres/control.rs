@@ -385,6 +385,30 @@ impl ControlStore for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn reclaim_undo(
+        &self,
+        original_event: &str,
+        stale_undo: &str,
+        undo_event: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE undo_links SET undo_event = $1, claimed_at = $2 WHERE original_event = $3 AND undo_event = $4",
+        )
+        .bind(undo_event)
+        .bind(micros(Utc::now()))
+        .bind(original_event)
+        .bind(stale_undo)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                e,
+                format_args!("taking over the undo of event {original_event}"),
+            )
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn undo_of(&self, original_event: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT undo_event FROM undo_links WHERE original_event = $1")
             .bind(original_event)

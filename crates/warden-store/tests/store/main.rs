@@ -66,6 +66,7 @@ both_backends!(
     an_approved_request_executes_exactly_once,
     pending_approvals_of_a_paused_agent_are_cancelled,
     an_event_can_be_undone_once,
+    a_failed_undo_claim_is_taken_over_by_exactly_one_retry,
     usage_adds_up_atomically_under_concurrency,
     // Sessions and shadow policies.
     a_session_accumulates_tools_classes_and_findings_and_survives_reopen,
@@ -77,6 +78,12 @@ both_backends!(
     checkpoints_and_subtrees_round_trip_and_the_first_write_wins,
     rows_from_before_the_merkle_log_are_backfilled,
     the_log_reader_sees_rows_as_stored,
+    // The evidence vault.
+    evidence_records_round_trip_one_per_event_and_artifact,
+    shredding_destroys_expired_keys_and_spares_held_and_unexpired_records,
+    a_hold_scope_must_name_an_agent_or_an_event,
+    bundle_policies_are_kept_by_hash_and_the_first_write_wins,
+    child_events_are_found_by_parent_in_log_order,
 );
 
 suite!(

@@ -3,8 +3,10 @@
 mod audit;
 mod control;
 mod session;
+mod evidence;
 pub use audit::*;
 pub use control::*;
+pub use evidence::*;
 pub use session::*;
 
 use std::collections::{BTreeSet, HashMap};

@@ -635,6 +635,56 @@ pub async fn an_event_can_be_undone_once(db: Db) {
     other.close().await;
 }
 
+pub async fn a_failed_undo_claim_is_taken_over_by_exactly_one_retry(db: Db) {
+    let other = db.open_another().await;
+    assert!(
+        db.store
+            .claim_undo("evt-9", "undo-denied")
+            .await
+            .expect("claim")
+    );
+    let stores = [db.store.clone(), other.clone()];
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move {
+                let undo = format!("retry-{i}");
+                let won = store
+                    .reclaim_undo("evt-9", "undo-denied", &undo)
+                    .await
+                    .expect("reclaim");
+                won.then_some(undo)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(undo) = task.await.expect("task") {
+            winners.push(undo);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one retry: {winners:?}");
+    assert_eq!(
+        other.undo_of("evt-9").await.expect("undo_of"),
+        winners.pop()
+    );
+    assert!(
+        !db.store
+            .reclaim_undo("evt-9", "undo-denied", "retry-late")
+            .await
+            .expect("reclaim"),
+        "the stale claim is gone"
+    );
+    assert!(
+        !db.store
+            .reclaim_undo("evt-none", "x", "y")
+            .await
+            .expect("reclaim"),
+        "nothing to take over"
+    );
+    other.close().await;
+}
+
 pub async fn usage_adds_up_atomically_under_concurrency(db: Db) {
     let window = t(60, 0);
     let other = db.open_another().await;
