@@ -204,7 +204,7 @@ impl Api {
             .await
     }
 
-    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)))
             .await
     }

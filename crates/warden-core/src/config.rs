@@ -223,6 +223,9 @@ pub struct Upstream {
     /// The name prefix agents see: `None` means the upstream's name; `Some("")` means none.
     pub prefix: Option<String>,
     pub timeout: Option<Duration>,
+    /// Whether its tools' definitions are pinned (a changed definition is hidden and denied
+    /// until an operator approves it). On by default.
+    pub pin: bool,
 }
 
 impl Upstream {
@@ -870,6 +873,7 @@ impl Validator<'_> {
                 trusted: u.trusted,
                 prefix: u.prefix.map(Spanned::into_inner),
                 timeout: u.timeout_ms.map(Duration::from_millis),
+                pin: u.pin.unwrap_or(true),
             });
         }
         out
@@ -1306,6 +1310,7 @@ mod raw {
         pub trusted: bool,
         pub prefix: Option<Spanned<String>>,
         pub timeout_ms: Option<u64>,
+        pub pin: Option<bool>,
     }
 
     #[derive(Deserialize)]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod diag;
 pub mod event;
 pub mod model;
+pub mod pins;
 pub mod store;
 
 pub use catalog::{Catalog, ToolInfo};

@@ -581,8 +581,8 @@ pub trait EvidenceStore: Send + Sync {
 }
 
 /// Everything the gateway needs from persistence.
-pub trait Store: EventLog + CredentialStore + ControlStore {}
-impl<T: EventLog + CredentialStore + ControlStore> Store for T {}
+pub trait Store: EventLog + CredentialStore + ControlStore + crate::pins::PinStore {}
+impl<T: EventLog + CredentialStore + ControlStore + crate::pins::PinStore> Store for T {}
 
 #[cfg(test)]
 mod tests {

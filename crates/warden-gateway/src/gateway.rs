@@ -43,6 +43,8 @@ pub struct Shared {
     pub switches: Switches,
     /// Detectors and field rules (`[dlp]`, tools' `classify`), built once.
     pub protection: Protection,
+    /// Tools withheld because their definitions changed since they were pinned.
+    pub pins: crate::pinning::Pins,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
@@ -171,6 +173,7 @@ impl Gateway {
             store: parts.store.clone(),
             digester,
             protection,
+            pins: crate::pinning::Pins::default(),
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),
@@ -295,6 +298,7 @@ impl Gateway {
                 let mode_allows = !(mode == Mode::ReadOnly && tool.risk != RiskTier::Read);
                 in_task
                     && mode_allows
+                    && !self.shared.pins.is_blocked(&tool.name)
                     && snapshot.bundle.may_list(
                         &agent.id,
                         user.as_deref(),

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod gateway;
 pub mod identity;
 pub mod limits;
+pub mod pinning;
 pub mod protection;
 pub mod secrets;
 pub mod stages;

@@ -36,6 +36,7 @@ pub mod audit;
 mod codec;
 mod control;
 mod error;
+mod pins;
 mod postgres;
 mod sqlite;
 mod writer;

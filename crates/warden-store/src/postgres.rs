@@ -7,6 +7,7 @@
 
 mod audit;
 mod control;
+mod pins;
 
 use std::str::FromStr;
 

@@ -6,6 +6,7 @@
 
 mod audit;
 mod control;
+mod pins;
 
 use std::str::FromStr;
 

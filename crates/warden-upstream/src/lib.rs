@@ -341,6 +341,7 @@ mod tests {
             trusted: false,
             prefix: None,
             timeout: None,
+            pin: true,
         };
         let pool = std::thread::spawn(move || {
             UpstreamPool::start(&[upstream], Path::new(""), Duration::from_secs(1))

@@ -555,6 +555,7 @@ fn upstream(name: &str, transport: Transport) -> Upstream {
         trusted: true,
         prefix: None,
         timeout: None,
+        pin: true,
     }
 }
 

@@ -73,6 +73,10 @@ both_backends!(
     checkpoints_and_subtrees_round_trip_and_the_first_write_wins,
     rows_from_before_the_merkle_log_are_backfilled,
     the_log_reader_sees_rows_as_stored,
+    // Tool pinning.
+    the_first_pin_of_a_tool_wins_and_survives_reopen,
+    a_changed_definition_is_approved_once_and_becomes_the_pin,
+    a_change_that_went_away_is_cleared,
 );
 
 suite!(

@@ -2,8 +2,10 @@
 
 mod audit;
 mod control;
+mod pins;
 pub use audit::*;
 pub use control::*;
+pub use pins::*;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
