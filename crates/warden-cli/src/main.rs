@@ -9,6 +9,7 @@ mod demo;
 mod evidence;
 mod serve;
 mod shadow_report;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +83,10 @@ enum Command {
         /// Serve over Streamable HTTP on this address instead of stdio.
         #[arg(long)]
         http: Option<String>,
+        /// Replace a tool's description, as TOOL=TEXT (repeatable; stdio only): plays an
+        /// upstream that changes a tool's definition, for tool pinning.
+        #[arg(long = "describe", value_name = "TOOL=TEXT")]
+        describe: Vec<String>,
     },
     /// Agent registry and credentials.
     #[command(subcommand)]
@@ -115,6 +120,9 @@ enum Command {
     Retention(evidence::RetentionCommand),
     /// Reconstruct one event's decision: who, what, policies, approvals, outcome, proof.
     Explain(evidence::ExplainArgs),
+    /// Tool pinning: pinned tool definitions, changes waiting for approval.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
     /// Measure the gateway's overhead against the direct upstream.
     Bench(bench::BenchArgs),
 }
@@ -136,7 +144,11 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::SampleUpstream { kind, http } => serve::sample_upstream(kind, http).await,
+        Command::SampleUpstream {
+            kind,
+            http,
+            describe,
+        } => serve::sample_upstream_described(kind, http, describe).await,
         Command::Init { dir } => serve::init(&dir),
         Command::Check(c) => return serve::check(&c.config).await,
         Command::Schema(c) => return serve::schema(&c.config).await,
@@ -152,6 +164,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Undo(args) => admin::undo(args).await,
         Command::Audit(cmd) => return audit::run(cmd).await,
         Command::Policy(cmd) => return admin::policy(cmd).await,
+        Command::Tools(cmd) => tools::run(cmd).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Evidence(cmd) => evidence::evidence(cmd).await,
         Command::Retention(cmd) => evidence::retention(cmd).await,

@@ -216,6 +216,28 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
+/// [`sample_upstream`], with tool descriptions replaced (`--describe TOOL=TEXT`).
+pub async fn sample_upstream_described(
+    kind: warden_samples::SampleKind,
+    http: Option<String>,
+    describe: Vec<String>,
+) -> anyhow::Result<()> {
+    if describe.is_empty() {
+        return sample_upstream(kind, http).await;
+    }
+    if http.is_some() {
+        anyhow::bail!("--describe works only over stdio");
+    }
+    let mut descriptions = warden_samples::Descriptions::new();
+    for d in describe {
+        let Some((tool, text)) = d.split_once('=') else {
+            anyhow::bail!("--describe takes TOOL=TEXT, got `{d}`");
+        };
+        descriptions.insert(tool.to_owned(), text.to_owned());
+    }
+    warden_samples::serve_stdio_with(kind, descriptions).await
+}
+
 pub async fn sample_upstream(
     kind: warden_samples::SampleKind,
     http: Option<String>,

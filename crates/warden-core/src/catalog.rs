@@ -40,6 +40,10 @@ pub struct DiscoveredTool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     tools: BTreeMap<ToolName, ToolInfo>,
+    /// Each tool as its upstream described it, before the config's refinements: what tool
+    /// pinning hashes.
+    #[serde(skip)]
+    discovered: BTreeMap<ToolName, DiscoveredTool>,
 }
 
 impl Catalog {
@@ -62,6 +66,7 @@ impl Catalog {
                 continue;
             };
             let configured = config.tool(&name);
+            self.discovered.insert(name.clone(), d.clone());
             let read_only_hint = d
                 .annotations
                 .as_ref()
@@ -95,6 +100,10 @@ impl Catalog {
 
     pub fn get(&self, name: &ToolName) -> Option<&ToolInfo> {
         self.tools.get(name)
+    }
+    /// A tool as its upstream described it (tools added with [`Catalog::insert`] have none).
+    pub fn discovered(&self, name: &ToolName) -> Option<&DiscoveredTool> {
+        self.discovered.get(name)
     }
     pub fn by_exposed_name(&self, exposed: &str) -> Option<&ToolInfo> {
         self.tools.values().find(|t| t.exposed_name == exposed)

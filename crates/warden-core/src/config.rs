@@ -233,6 +233,9 @@ pub struct Upstream {
     /// Its results are untrusted content (an inbox, web pages): a call to any of its tools
     /// marks the session `untrusted` for later calls' policies.
     pub untrusted_output: bool,
+    /// Whether its tools' definitions are pinned (a changed definition is hidden and denied
+    /// until an operator approves it). On by default.
+    pub pin: bool,
 }
 
 impl Upstream {
@@ -887,6 +890,7 @@ impl Validator<'_> {
                 prefix: u.prefix.map(Spanned::into_inner),
                 timeout: u.timeout_ms.map(Duration::from_millis),
                 untrusted_output: u.untrusted_output,
+                pin: u.pin.unwrap_or(true),
             });
         }
         out
@@ -1340,6 +1344,7 @@ mod raw {
         pub timeout_ms: Option<u64>,
         #[serde(default)]
         pub untrusted_output: bool,
+        pub pin: Option<bool>,
     }
 
     #[derive(Deserialize)]

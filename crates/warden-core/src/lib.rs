@@ -10,6 +10,7 @@ pub mod diag;
 pub mod event;
 pub mod model;
 pub mod session;
+pub mod pins;
 pub mod store;
 
 pub use catalog::{Catalog, ToolInfo};

@@ -617,11 +617,21 @@ pub type BundlePolicies = Vec<BundlePolicy>;
 
 /// Everything the gateway needs from persistence.
 pub trait Store:
-    EventLog + CredentialStore + ControlStore + crate::session::SessionStore + EvidenceStore
+    EventLog
+    + CredentialStore
+    + ControlStore
+    + crate::session::SessionStore
+    + EvidenceStore
+    + crate::pins::PinStore
 {
 }
 impl<T> Store for T where
-    T: EventLog + CredentialStore + ControlStore + crate::session::SessionStore + EvidenceStore
+    T: EventLog
+        + CredentialStore
+        + ControlStore
+        + crate::session::SessionStore
+        + EvidenceStore
+        + crate::pins::PinStore
 {
 }
 

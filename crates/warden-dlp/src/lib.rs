@@ -65,6 +65,7 @@
 mod classify;
 mod config;
 mod error;
+pub mod eval;
 mod injection;
 mod kind;
 mod mcp;

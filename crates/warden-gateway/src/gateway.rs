@@ -45,6 +45,8 @@ pub struct Shared {
     pub protection: Protection,
     /// The evidence vault's master key (see [`crate::evidence`]).
     pub vault: warden_vault::MasterKey,
+    /// Tools withheld because their definitions changed since they were pinned.
+    pub pins: crate::pinning::Pins,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// The candidate bundle of `[policy] shadow`, set once at start.
@@ -199,6 +201,7 @@ impl Gateway {
             digester,
             protection,
             vault: parts.vault_key,
+            pins: crate::pinning::Pins::default(),
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),
@@ -341,6 +344,7 @@ impl Gateway {
                 let mode_allows = !(mode == Mode::ReadOnly && tool.risk != RiskTier::Read);
                 in_task
                     && mode_allows
+                    && !self.shared.pins.is_blocked(&tool.name)
                     && snapshot.bundle.may_list(
                         &agent.id,
                         user.as_deref(),

@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod gateway;
 pub mod identity;
 pub mod limits;
+pub mod pinning;
 pub mod protection;
 pub mod secrets;
 pub mod session;

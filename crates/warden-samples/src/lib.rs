@@ -126,7 +126,11 @@ impl FromStr for SampleKind {
 
 /// A sample MCP server. Cloning is cheap and clones share state.
 #[derive(Clone)]
-pub struct SampleServer(Sample);
+pub struct SampleServer(Sample, Arc<Descriptions>);
+
+/// Tool descriptions that replace the built-in ones, by tool name (to play an upstream that
+/// changes a tool's definition: a "rug pull").
+pub type Descriptions = std::collections::BTreeMap<String, String>;
 
 #[derive(Clone)]
 enum Sample {
@@ -154,6 +158,17 @@ impl SampleServer {
             Sample::Faulty(_) => SampleKind::Faulty,
         }
     }
+
+    /// This server with some tools' descriptions replaced.
+    pub fn with_descriptions(self, descriptions: Descriptions) -> Self {
+        Self(self.0, Arc::new(descriptions))
+    }
+
+    fn describe(&self, tool: &mut Tool) {
+        if let Some(d) = self.1.get(tool.name.as_ref()) {
+            tool.description = Some(d.clone().into());
+        }
+    }
 }
 
 /// A fresh, freshly seeded server handler for `kind`, for serving in-process
@@ -165,7 +180,7 @@ pub fn handler(kind: SampleKind) -> SampleServer {
         SampleKind::Email => Sample::Email(email::Email::default()),
         SampleKind::Echo => Sample::Echo(echo::Echo),
         SampleKind::Faulty => Sample::Faulty(faulty::Faulty),
-    })
+    }, Arc::default())
 }
 
 /// Run `$body` with `$s` bound to whichever sample `$server` holds.
@@ -191,7 +206,11 @@ impl ServerHandler for SampleServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        dispatch!(self, s => s.list_tools(request, context).await)
+        let mut result = dispatch!(self, s => s.list_tools(request, context).await)?;
+        for tool in &mut result.tools {
+            self.describe(tool);
+        }
+        Ok(result)
     }
 
     async fn call_tool(
@@ -203,7 +222,9 @@ impl ServerHandler for SampleServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        dispatch!(self, s => s.get_tool(name))
+        let mut tool = dispatch!(self, s => s.get_tool(name))?;
+        self.describe(&mut tool);
+        Some(tool)
     }
 }
 
@@ -211,8 +232,14 @@ impl ServerHandler for SampleServer {
 ///
 /// Nothing but MCP messages is written to stdout.
 pub async fn serve_stdio(kind: SampleKind) -> anyhow::Result<()> {
+    serve_stdio_with(kind, Descriptions::new()).await
+}
+
+/// [`serve_stdio`], with some tools' descriptions replaced.
+pub async fn serve_stdio_with(kind: SampleKind, descriptions: Descriptions) -> anyhow::Result<()> {
     tracing::info!(sample = %kind, "serving sample over stdio");
     let running = handler(kind)
+        .with_descriptions(descriptions)
         .serve(rmcp::transport::stdio_pipes())
         .await
         .map_err(|e| anyhow::anyhow!("sample {kind}: MCP start-up over stdio failed: {e}"))?;

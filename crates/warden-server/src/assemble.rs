@@ -195,6 +195,13 @@ pub async fn assemble(config: Config) -> Result<Assembled, StartError> {
         gateway.set_shadow_bundle(shadow);
     }
     crate::explain::remember_bundle(&gateway).await?;
+    // Tool pinning: withhold tools whose definitions changed since they were pinned. If the pins
+    // cannot be checked, do not serve.
+    gateway
+        .check_pins()
+        .await
+        .map_err(|e| StartError::Other(format!("cannot check the tool pins: {e}")))?;
+    crate::pin_watch::spawn(&gateway);
     let bootstrap_token =
         bootstrap_admin(&gateway, &(store.clone() as Arc<dyn Store>), &data_dir).await?;
     Ok(Assembled {

@@ -10,6 +10,8 @@ pub mod datadir;
 pub mod explain;
 pub mod mcp;
 pub mod metrics;
+pub mod pin_watch;
+pub mod pins;
 pub mod rest;
 pub mod vault;
 
@@ -44,6 +46,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/tools", get(rest::list_tools))
         .route("/v1/tools/call", post(rest::call_tool))
+        .route("/v1/tools/pins", get(crate::pins::list_pins))
+        .route("/v1/tools/pins/{tool}/approve", post(crate::pins::approve_pin))
         .route("/v1/tasks", post(rest::create_task))
         .route("/v1/agents", get(rest::list_agents))
         .route("/v1/agents/{id}/{action}", post(rest::agent_key_action))

@@ -24,7 +24,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -72,7 +72,7 @@ async fn agent(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiEr
         })
 }
 
-async fn operator(
+pub(crate) async fn operator(
     state: &AppState,
     headers: &HeaderMap,
     role: OperatorRole,
@@ -215,7 +215,7 @@ fn reason_of(body: Option<Json<ReasonBody>>) -> Option<String> {
     body.and_then(|Json(b)| b.reason)
 }
 
-fn operator_label(op: &OperatorToken) -> String {
+pub(crate) fn operator_label(op: &OperatorToken) -> String {
     format!("{} ({})", op.name, op.token_id)
 }
 

@@ -37,6 +37,7 @@ mod codec;
 mod control;
 mod error;
 mod evidence;
+mod pins;
 mod postgres;
 mod session;
 mod sqlite;

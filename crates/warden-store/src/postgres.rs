@@ -9,6 +9,7 @@ mod audit;
 mod control;
 mod session;
 mod evidence;
+mod pins;
 
 use std::str::FromStr;
 

@@ -8,6 +8,7 @@ mod audit;
 mod control;
 mod session;
 mod evidence;
+mod pins;
 
 use std::str::FromStr;
 

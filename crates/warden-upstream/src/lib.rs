@@ -342,6 +342,7 @@ mod tests {
             prefix: None,
             timeout: None,
             untrusted_output: false,
+            pin: true,
         };
         let pool = std::thread::spawn(move || {
             UpstreamPool::start(&[upstream], Path::new(""), Duration::from_secs(1))

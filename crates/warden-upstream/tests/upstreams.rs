@@ -556,6 +556,7 @@ fn upstream(name: &str, transport: Transport) -> Upstream {
         prefix: None,
         timeout: None,
         untrusted_output: false,
+        pin: true,
     }
 }
 

@@ -42,6 +42,13 @@ impl Stage for Identify {
         call.event.action = Some(tool.name.to_string());
         call.tool = Some(std::sync::Arc::new(tool.clone()));
 
+        if let Some(blocked) = shared.pins.blocked(&tool.name) {
+            return Ok(Flow::Answer(Refusal::denied(
+                crate::pinning::refusal_message(&tool.name, &blocked),
+                vec![crate::pinning::TOOL_PIN_POLICY.into()],
+            )));
+        }
+
         if let Some(switch) = shared
             .switches
             .stopping(&call.principal.agent, tool.name.upstream())

@@ -2,11 +2,13 @@
 
 mod audit;
 mod control;
-mod session;
 mod evidence;
+mod pins;
+mod session;
 pub use audit::*;
 pub use control::*;
 pub use evidence::*;
+pub use pins::*;
 pub use session::*;
 
 use std::collections::{BTreeSet, HashMap};
