@@ -299,7 +299,7 @@ async fn retention_shreds_by_class_a_legal_hold_keeps_what_it_covers_and_the_log
     assert_eq!(runs, 2, "each run is audited");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified_proof() {
     let mut server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use warden_core::store::{
-    Artifact, EventLog, EvidenceRecord, EvidenceStore, LegalHold, OperatorToken, StoreError,
+    Artifact, EvidenceRecord, EvidenceStore, LegalHold, OperatorToken, StoreError,
 };
 use warden_core::{AuditEvent, EventKind, Outcome};
 use warden_vault::{MasterKey, Sealed, VaultError};

@@ -233,7 +233,10 @@ impl Gateway {
             tool,
             arguments: Some(Value::Object(arguments)),
             user: original.user.clone(),
-            session: original.session.clone(),
+            // An operator's undo is not part of the agent's session: it neither sees nor adds
+            // to what the agent's session policies count.
+            session: None,
+            mcp_session: None,
             correlation_id: Some(original.correlation_id.clone()),
         };
         let mut call = self.new_call(principal, request, Some(original.id.clone()));
