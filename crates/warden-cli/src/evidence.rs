@@ -93,7 +93,10 @@ pub async fn evidence(cmd: EvidenceCommand) -> anyhow::Result<()> {
                     r["created_at"].as_str().unwrap_or("?"),
                 );
                 match r["payload"]["state"].as_str() {
-                    Some("present") => println!("{}", serde_json::to_string_pretty(&r["payload"]["value"]).unwrap_or_default()),
+                    Some("present") => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&r["payload"]["value"]).unwrap_or_default()
+                    ),
                     Some("shredded") => println!(
                         "  erased at {}",
                         r["payload"]["value"]["at"].as_str().unwrap_or("?")
@@ -207,36 +210,83 @@ fn payload_text(p: &Value, digest: &Value) -> String {
 fn render(x: &Value) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "event {} ({}, via {})", s(&x["event_id"]), s(&x["kind"]), s(&x["channel"]));
-    let _ = writeln!(o, "  when:     {} .. {}", s(&x["started_at"]), s(&x["finished_at"]));
+    let _ = writeln!(
+        o,
+        "event {} ({}, via {})",
+        s(&x["event_id"]),
+        s(&x["kind"]),
+        s(&x["channel"])
+    );
+    let _ = writeln!(
+        o,
+        "  when:     {} .. {}",
+        s(&x["started_at"]),
+        s(&x["finished_at"])
+    );
     let w = &x["who"];
     let _ = writeln!(
         o,
         "who\n  agent:    {} (owner {}{})",
         s(&w["agent"]),
         s(&w["owner"]),
-        w["purpose"].as_str().map(|p| format!(", purpose: {p}")).unwrap_or_default()
+        w["purpose"]
+            .as_str()
+            .map(|p| format!(", purpose: {p}"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(o, "  user:     {}\n  task:     {}", s(&w["user"]), s(&w["task"]));
+    let _ = writeln!(
+        o,
+        "  user:     {}\n  task:     {}",
+        s(&w["user"]),
+        s(&w["task"])
+    );
     if !w["operator"].is_null() {
         let _ = writeln!(o, "  operator: {}", s(&w["operator"]));
     }
     let what = &x["what"];
-    let _ = writeln!(o, "what\n  action:   {} (mode {})", s(&what["action"]), s(&what["mode"]));
-    let _ = writeln!(o, "  arguments: {}", payload_text(&what["arguments"], &what["args_digest"]));
-    let _ = writeln!(o, "  result:    {}", payload_text(&what["result"], &what["result_digest"]));
+    let _ = writeln!(
+        o,
+        "what\n  action:   {} (mode {})",
+        s(&what["action"]),
+        s(&what["mode"])
+    );
+    let _ = writeln!(
+        o,
+        "  arguments: {}",
+        payload_text(&what["arguments"], &what["args_digest"])
+    );
+    let _ = writeln!(
+        o,
+        "  result:    {}",
+        payload_text(&what["result"], &what["result_digest"])
+    );
     let p = &x["policy"];
-    let _ = writeln!(o, "policy\n  bundle:   {}\n  verdict:  {}", s(&p["bundle_hash"]), s(&p["verdict"]));
+    let _ = writeln!(
+        o,
+        "policy\n  bundle:   {}\n  verdict:  {}",
+        s(&p["bundle_hash"]),
+        s(&p["verdict"])
+    );
     for d in p["deciding"].as_array().into_iter().flatten() {
         match d["text"].as_str() {
             Some(text) => {
-                let _ = writeln!(o, "  deciding policy {} ({}:{}):", s(&d["id"]), s(&d["file"]), d["line"]);
+                let _ = writeln!(
+                    o,
+                    "  deciding policy {} ({}:{}):",
+                    s(&d["id"]),
+                    s(&d["file"]),
+                    d["line"]
+                );
                 for line in text.lines() {
                     let _ = writeln!(o, "    | {line}");
                 }
             }
             None => {
-                let _ = writeln!(o, "  deciding rule {} (built in, or its bundle was not kept)", s(&d["id"]));
+                let _ = writeln!(
+                    o,
+                    "  deciding rule {} (built in, or its bundle was not kept)",
+                    s(&d["id"])
+                );
             }
         }
     }
@@ -258,14 +308,26 @@ fn render(x: &Value) -> String {
                 let _ = writeln!(
                     o,
                     "    {} by {} at {}{}",
-                    if v["approve"].as_bool() == Some(true) { "approved" } else { "denied" },
+                    if v["approve"].as_bool() == Some(true) {
+                        "approved"
+                    } else {
+                        "denied"
+                    },
                     s(&v["approver"]),
                     s(&v["at"]),
-                    v["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+                    v["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 );
             }
         }
-        let approvers: Vec<&str> = x["approvers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let approvers: Vec<&str> = x["approvers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if !approvers.is_empty() {
             let _ = writeln!(o, "  approved by: {}", approvers.join(", "));
         }
@@ -274,14 +336,23 @@ fn render(x: &Value) -> String {
         o,
         "outcome\n  {}{}",
         s(&x["outcome"]),
-        x["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+        x["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
     );
     let l = &x["linked"];
     if !l["parent"].is_null() || l["children"].as_array().is_some_and(|c| !c.is_empty()) {
         let _ = writeln!(o, "linked events");
         if !l["parent"].is_null() {
             let e = &l["parent"];
-            let _ = writeln!(o, "  parent:   {} {} ({})", s(&e["event_id"]), s(&e["action"]), s(&e["outcome"]));
+            let _ = writeln!(
+                o,
+                "  parent:   {} {} ({})",
+                s(&e["event_id"]),
+                s(&e["action"]),
+                s(&e["outcome"])
+            );
         }
         for e in l["children"].as_array().into_iter().flatten() {
             let _ = writeln!(
@@ -290,7 +361,10 @@ fn render(x: &Value) -> String {
                 s(&e["event_id"]),
                 s(&e["action"]),
                 s(&e["outcome"]),
-                e["operator"].as_str().map(|op| format!(" by {op}")).unwrap_or_default()
+                e["operator"]
+                    .as_str()
+                    .map(|op| format!(" by {op}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -303,7 +377,11 @@ fn render(x: &Value) -> String {
                 pr["index"],
                 pr["size"],
                 s(&pr["root"]),
-                if pr["signature_checked"].as_bool() == Some(true) { " (signature checked)" } else { "" }
+                if pr["signature_checked"].as_bool() == Some(true) {
+                    " (signature checked)"
+                } else {
+                    ""
+                }
             );
         }
         _ => {

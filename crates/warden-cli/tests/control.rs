@@ -387,19 +387,44 @@ async fn a_suggest_mode_proposal_runs_only_when_an_operator_executes_it() {
     let server = TestServer::quickstart(|c| c);
     let drafter = server.create_key("drafting-bot");
     let support = server.create_key("support-bot");
-    let mail = json!({"to": "c001@example.com", "subject": "Your refund", "body": "It is on its way."});
+    let mail =
+        json!({"to": "c001@example.com", "subject": "Your refund", "body": "It is on its way."});
     let (code, body) = call(&server.base, &drafter, "email.send", mail).await;
     assert_eq!(code, 202, "{body}");
     assert_eq!(body["outcome"], "proposed");
-    let id = body["approval_id"].as_str().expect("a proposal id").to_owned();
-    let outbox = |b: Value| b["result"]["structuredContent"]["messages"].as_array().map(Vec::len).unwrap_or(usize::MAX);
-    assert_eq!(outbox(call(&server.base, &support, "email.list_outbox", json!({})).await.1), 0, "nothing sent yet");
+    let id = body["approval_id"]
+        .as_str()
+        .expect("a proposal id")
+        .to_owned();
+    let outbox = |b: Value| {
+        b["result"]["structuredContent"]["messages"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(usize::MAX)
+    };
+    assert_eq!(
+        outbox(
+            call(&server.base, &support, "email.list_outbox", json!({}))
+                .await
+                .1
+        ),
+        0,
+        "nothing sent yet"
+    );
 
     let a = Approvals { server: &server };
     let (code, body) = a.vote(&server.admin_token, &id, "approve").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["execution"]["outcome"], "ok", "{body}");
-    assert_eq!(outbox(call(&server.base, &support, "email.list_outbox", json!({})).await.1), 1, "sent once executed");
+    assert_eq!(
+        outbox(
+            call(&server.base, &support, "email.list_outbox", json!({}))
+                .await
+                .1
+        ),
+        1,
+        "sent once executed"
+    );
 }
 
 #[tokio::test]
@@ -418,19 +443,46 @@ async fn rate_limits_and_budgets_deny_with_a_clear_reason() {
     });
     let key = server.create_key("refund-bot");
     for _ in 0..2 {
-        assert_eq!(call(&server.base, &key, "payments.list_refunds", json!({})).await.0, 200);
+        assert_eq!(
+            call(&server.base, &key, "payments.list_refunds", json!({}))
+                .await
+                .0,
+            200
+        );
     }
     let (code, body) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
     assert_eq!(code, 403, "{body}");
     assert_eq!(body["error"]["policies"], json!(["warden:rate-limit"]));
-    assert!(body["error"]["message"].as_str().unwrap().contains("2 call(s) every 3600 s"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 call(s) every 3600 s"),
+        "{body}"
+    );
 
     let refund = |amount: u64| json!({"amount": amount, "currency": "EUR", "customer_id": "C005"});
-    assert_eq!(call(&server.base, &key, "payments.refund", refund(1500)).await.0, 200);
-    assert_eq!(call(&server.base, &key, "payments.refund", refund(1000)).await.0, 200);
+    assert_eq!(
+        call(&server.base, &key, "payments.refund", refund(1500))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&server.base, &key, "payments.refund", refund(1000))
+            .await
+            .0,
+        200
+    );
     let (code, body) = call(&server.base, &key, "payments.refund", refund(1000)).await;
     assert_eq!(code, 403, "2500 + 1000 is over the daily 3000: {body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("budget"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget"),
+        "{body}"
+    );
     // The refused call did not use the budget up: 500 still fits exactly.
     let (code, body) = call(&server.base, &key, "payments.refund", refund(500)).await;
     assert_eq!(code, 200, "{body}");

@@ -124,7 +124,12 @@ fn audit_verify(server: &TestServer) -> (i32, String) {
 async fn wait_for_proof(server: &TestServer, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let (code, _) = get(&server.base, &server.admin_token, &format!("/v1/audit/proof/{id}")).await;
+        let (code, _) = get(
+            &server.base,
+            &server.admin_token,
+            &format!("/v1/audit/proof/{id}"),
+        )
+        .await;
         if code == 200 {
             return;
         }
@@ -144,7 +149,13 @@ fn record<'a>(show: &'a Value, artifact: &str) -> &'a Value {
 async fn payloads_are_sealed_in_the_vault_and_never_reach_the_events_table() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("support-bot");
-    let (code, body) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": "C001"})).await;
+    let (code, body) = call(
+        &server.base,
+        &key,
+        "crm.get_customer",
+        json!({"customer_id": "C001"}),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let event_id = body["event_id"].as_str().expect("an event id").to_owned();
     let shown_to_agent = body["result"].to_string();
@@ -156,27 +167,44 @@ async fn payloads_are_sealed_in_the_vault_and_never_reach_the_events_table() {
     let args = record(&show, "arguments");
     assert_eq!(args["payload"]["value"], json!({"customer_id": "C001"}));
     let result = record(&show, "result");
-    assert_eq!(result["class"], "regulated", "the SSN makes the result regulated: {result}");
+    assert_eq!(
+        result["class"], "regulated",
+        "the SSN makes the result regulated: {result}"
+    );
     let raw = &result["payload"]["value"]["structuredContent"];
     let ssn = raw["ssn"].as_str().expect("the raw SSN").to_owned();
-    let card = raw["card_number"].as_str().expect("the raw card number").to_owned();
-    assert!(!shown_to_agent.contains(&ssn), "the agent never saw the SSN");
+    let card = raw["card_number"]
+        .as_str()
+        .expect("the raw card number")
+        .to_owned();
+    assert!(
+        !shown_to_agent.contains(&ssn),
+        "the agent never saw the SSN"
+    );
 
     // Neither the SSN nor the card number is anywhere in the database's bytes: the events
     // table holds digests, the vault holds ciphertext.
     let bytes = raw_db_bytes(&db_path(&server));
     for secret in [&ssn, &card] {
-        assert!(!contains(&bytes, secret), "{secret} found in the raw database bytes");
+        assert!(
+            !contains(&bytes, secret),
+            "{secret} found in the raw database bytes"
+        );
     }
     let mut db = sqlite(&db_path(&server)).await;
-    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM evidence WHERE event_id = ? AND wrapped_key IS NOT NULL")
-        .bind(&event_id)
-        .fetch_one(&mut db)
-        .await
-        .expect("count evidence");
+    let (rows,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM evidence WHERE event_id = ? AND wrapped_key IS NOT NULL",
+    )
+    .bind(&event_id)
+    .fetch_one(&mut db)
+    .await
+    .expect("count evidence");
     assert_eq!(rows, 2, "arguments and result are both kept");
     for b in event_bodies(&db_path(&server)).await {
-        assert!(!b.contains(&ssn) && !b.contains("C001"), "a payload leaked into an event: {b}");
+        assert!(
+            !b.contains(&ssn) && !b.contains("C001"),
+            "a payload leaked into an event: {b}"
+        );
     }
 }
 
@@ -184,7 +212,13 @@ async fn payloads_are_sealed_in_the_vault_and_never_reach_the_events_table() {
 async fn evidence_show_needs_an_auditor_or_admin_and_every_read_is_audited() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("support-bot");
-    let (_, body) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": "C002"})).await;
+    let (_, body) = call(
+        &server.base,
+        &key,
+        "crm.get_customer",
+        json!({"customer_id": "C002"}),
+    )
+    .await;
     let event_id = body["event_id"].as_str().expect("an event id").to_owned();
 
     for role in ["viewer", "approver"] {
@@ -194,7 +228,12 @@ async fn evidence_show_needs_an_auditor_or_admin_and_every_read_is_audited() {
         let out = cli_as(&server, &t, &["evidence", "show", &event_id]);
         assert!(!out.status.success(), "the CLI refuses a {role} too");
     }
-    let (code, _) = get(&server.base, "wdn_op_not-a-token", &format!("/v1/evidence/{event_id}")).await;
+    let (code, _) = get(
+        &server.base,
+        "wdn_op_not-a-token",
+        &format!("/v1/evidence/{event_id}"),
+    )
+    .await;
     assert_eq!(code, 401);
 
     let auditor = token(&server, "ann@example.com", "auditor");
@@ -242,28 +281,56 @@ async fn retention_shreds_by_class_a_legal_hold_keeps_what_it_covers_and_the_log
     let key = server.create_key("support-bot");
     let mut ids = Vec::new();
     for customer in ["C003", "C004"] {
-        let (code, body) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": customer})).await;
+        let (code, body) = call(
+            &server.base,
+            &key,
+            "crm.get_customer",
+            json!({"customer_id": customer}),
+        )
+        .await;
         assert_eq!(code, 200, "{body}");
         ids.push(body["event_id"].as_str().expect("id").to_owned());
     }
     let (shred, keep) = (&ids[0], &ids[1]);
     let held = ok(&server.cli(&["evidence", "hold", "--event", keep, "--reason", "case 17"]));
     assert!(held.contains(&format!("event:{keep}")), "{held}");
-    let hold_id = held.split_whitespace().nth(2).expect("a hold id").to_owned();
+    let hold_id = held
+        .split_whitespace()
+        .nth(2)
+        .expect("a hold id")
+        .to_owned();
     let listed = ok(&server.cli(&["evidence", "holds"]));
-    assert!(listed.contains(&hold_id) && listed.contains("case 17"), "{listed}");
+    assert!(
+        listed.contains(&hold_id) && listed.contains("case 17"),
+        "{listed}"
+    );
 
     // Only an admin runs retention.
     let auditor = token(&server, "ann@example.com", "auditor");
-    assert!(!cli_as(&server, &auditor, &["retention", "run"]).status.success());
+    assert!(
+        !cli_as(&server, &auditor, &["retention", "run"])
+            .status
+            .success()
+    );
     let ran = ok(&server.cli(&["retention", "run"]));
-    assert!(ran.contains("shredded 1 evidence record(s); 1 expired record(s) kept by legal holds"), "{ran}");
+    assert!(
+        ran.contains("shredded 1 evidence record(s); 1 expired record(s) kept by legal holds"),
+        "{ran}"
+    );
 
     // The regulated result is gone for good; its arguments (internal, 90 days) stay.
-    let (_, show) = get(&server.base, &server.admin_token, &format!("/v1/evidence/{shred}")).await;
+    let (_, show) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/evidence/{shred}"),
+    )
+    .await;
     let result = record(&show, "result");
     assert_eq!(result["payload"]["state"], "shredded", "{show}");
-    let erased_at = result["payload"]["value"]["at"].as_str().expect("when").to_owned();
+    let erased_at = result["payload"]["value"]["at"]
+        .as_str()
+        .expect("when")
+        .to_owned();
     assert_eq!(record(&show, "arguments")["payload"]["state"], "present");
     let mut db = sqlite(&db_path(&server)).await;
     let (key_len, text_len): (Option<i64>, Option<i64>) = sqlx::query_as(
@@ -273,13 +340,29 @@ async fn retention_shreds_by_class_a_legal_hold_keeps_what_it_covers_and_the_log
     .fetch_one(&mut db)
     .await
     .expect("the shredded row is kept");
-    assert_eq!((key_len, text_len), (None, None), "the data key and ciphertext are destroyed");
-    let (_, held_show) = get(&server.base, &server.admin_token, &format!("/v1/evidence/{keep}")).await;
-    assert_eq!(record(&held_show, "result")["payload"]["state"], "present", "the hold kept it");
+    assert_eq!(
+        (key_len, text_len),
+        (None, None),
+        "the data key and ciphertext are destroyed"
+    );
+    let (_, held_show) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/evidence/{keep}"),
+    )
+    .await;
+    assert_eq!(
+        record(&held_show, "result")["payload"]["state"],
+        "present",
+        "the hold kept it"
+    );
 
     // explain says the payload was erased and when.
     let explained = ok(&server.cli(&["explain", shred]));
-    assert!(explained.contains(&format!("result:    erased at {erased_at}")), "{explained}");
+    assert!(
+        explained.contains(&format!("result:    erased at {erased_at}")),
+        "{explained}"
+    );
 
     // The log is untouched by shredding.
     let (code, report) = audit_verify(&server);
@@ -317,7 +400,13 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
         .await
         .expect("vote");
     assert_eq!(resp.status().as_u16(), 200);
-    let (_, ran) = call(&server.base, &key, "warden.approval_status", json!({"approval_id": approval})).await;
+    let (_, ran) = call(
+        &server.base,
+        &key,
+        "warden.approval_status",
+        json!({"approval_id": approval}),
+    )
+    .await;
     assert_eq!(ran["outcome"], "ok", "{ran}");
     let executed = ran["event_id"].as_str().expect("id").to_owned();
     wait_for_proof(&server, &executed).await;
@@ -332,7 +421,10 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
     let deciding = &x["policy"]["deciding"][0];
     assert_eq!(deciding["id"], "large-refunds-need-finance");
     assert!(
-        deciding["text"].as_str().is_some_and(|t| t.contains("@approval(\"finance\")") && t.contains("unless { context.approved }")),
+        deciding["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("@approval(\"finance\")")
+                && t.contains("unless { context.approved }")),
         "{deciding}"
     );
     let a = &x["approvals"][0];
@@ -345,7 +437,10 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
         .iter()
         .filter_map(|c| c["event_id"].as_str())
         .collect();
-    assert!(children.contains(&executed.as_str()), "the execution is linked: {children:?}");
+    assert!(
+        children.contains(&executed.as_str()),
+        "the execution is linked: {children:?}"
+    );
     assert_eq!(x["proof"]["state"], "verified", "{}", x["proof"]);
     assert_eq!(x["proof"]["signature_checked"], true);
 
@@ -362,50 +457,91 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
         "outcome\n  ok",
         "verified against the root",
     ] {
-        assert!(printed.contains(needle), "`{needle}` missing from:\n{printed}");
+        assert!(
+            printed.contains(needle),
+            "`{needle}` missing from:\n{printed}"
+        );
     }
 
     // A viewer sees digests only.
     let viewer = token(&server, "vic@example.com", "viewer");
     let (code, v) = get(&server.base, &viewer, &format!("/v1/events/{executed}")).await;
     assert_eq!(code, 200, "{v}");
-    assert_eq!(v["explanation"]["what"]["arguments"]["state"], "digest_only");
+    assert_eq!(
+        v["explanation"]["what"]["arguments"]["state"],
+        "digest_only"
+    );
     assert!(!v.to_string().contains("C003"), "{v}");
 
     // Policies change and the server restarts: the event still shows the text it was decided by.
     let policy = server.dir.path().join("policies/payments.cedar");
     let old = std::fs::read_to_string(&policy).expect("policy");
-    std::fs::write(&policy, old.replace("context.input.amount > 10000 &&", "context.input.amount > 20000 &&")).expect("edit");
+    std::fs::write(
+        &policy,
+        old.replace(
+            "context.input.amount > 10000 &&",
+            "context.input.amount > 20000 &&",
+        ),
+    )
+    .expect("edit");
     tokio::task::block_in_place(|| server.kill_and_restart());
     let json_out = ok(&cli_as(&server, &auditor, &["explain", &held, "--json"]));
     let after: Value = serde_json::from_str(&json_out).expect("json");
     assert!(
-        after["policy"]["deciding"][0]["text"].as_str().is_some_and(|t| t.contains("context.input.amount > 10000 &&")),
+        after["policy"]["deciding"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("context.input.amount > 10000 &&")),
         "{after}"
     );
 }
 
 #[tokio::test]
 async fn an_auditor_sees_arguments_and_results_redacted_above_the_role_clearance() {
-    let server = TestServer::quickstart(|c| format!("{c}\n[vault.clearance]\nauditor = \"confidential\"\n"));
+    let server =
+        TestServer::quickstart(|c| format!("{c}\n[vault.clearance]\nauditor = \"confidential\"\n"));
     let key = server.create_key("support-bot");
-    let (_, body) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": "C005"})).await;
+    let (_, body) = call(
+        &server.base,
+        &key,
+        "crm.get_customer",
+        json!({"customer_id": "C005"}),
+    )
+    .await;
     let id = body["event_id"].as_str().expect("id").to_owned();
-    let raw: Value = serde_json::from_str(&ok(&server.cli(&["evidence", "show", &id, "--json"]))).expect("json");
+    let raw: Value =
+        serde_json::from_str(&ok(&server.cli(&["evidence", "show", &id, "--json"]))).expect("json");
     let content = &record(&raw, "result")["payload"]["value"]["structuredContent"];
-    let (ssn, email) = (content["ssn"].as_str().expect("ssn"), content["email"].as_str().expect("email"));
+    let (ssn, email) = (
+        content["ssn"].as_str().expect("ssn"),
+        content["email"].as_str().expect("email"),
+    );
 
     let auditor = token(&server, "ann@example.com", "auditor");
     let (_, x) = get(&server.base, &auditor, &format!("/v1/events/{id}")).await;
     let result = &x["explanation"]["what"]["result"];
     assert_eq!(result["state"], "shown", "{result}");
     let text = result["value"].to_string();
-    assert!(!text.contains(ssn), "regulated data is above an auditor's clearance: {text}");
-    assert!(text.contains(email), "confidential data is within it: {text}");
+    assert!(
+        !text.contains(ssn),
+        "regulated data is above an auditor's clearance: {text}"
+    );
+    assert!(
+        text.contains(email),
+        "confidential data is within it: {text}"
+    );
     assert!(result["redacted"].as_u64().is_some_and(|n| n >= 1));
     // The admin's clearance defaults to every class.
-    let (_, x) = get(&server.base, &server.admin_token, &format!("/v1/events/{id}")).await;
-    assert!(x["explanation"]["what"]["result"]["value"].to_string().contains(ssn));
+    let (_, x) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/events/{id}"),
+    )
+    .await;
+    assert!(
+        x["explanation"]["what"]["result"]["value"]
+            .to_string()
+            .contains(ssn)
+    );
 }
 
 #[tokio::test]
@@ -425,8 +561,14 @@ async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event
     assert_eq!(body["outcome"], "failed", "{body}");
     assert!(body["result"].is_null(), "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("evidence vault") && message.contains("not executed"), "{body}");
-    sqlx::query("DROP TRIGGER vault_down").execute(&mut db).await.expect("repair");
+    assert!(
+        message.contains("evidence vault") && message.contains("not executed"),
+        "{body}"
+    );
+    sqlx::query("DROP TRIGGER vault_down")
+        .execute(&mut db)
+        .await
+        .expect("repair");
     let (_, after) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
     assert_eq!(after["outcome"], "ok", "{after}");
     assert_eq!(
@@ -434,9 +576,22 @@ async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event
         "the refund never ran"
     );
     let event_id = body["event_id"].as_str().expect("id");
-    let (_, e) = get(&server.base, &server.admin_token, &format!("/v1/events/{event_id}")).await;
-    assert!(e["event"]["reason"].as_str().is_some_and(|r| r.contains("evidence vault")), "{e}");
-    assert_eq!(e["explanation"]["what"]["arguments"]["state"], "not_kept", "{e}");
+    let (_, e) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/events/{event_id}"),
+    )
+    .await;
+    assert!(
+        e["event"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("evidence vault")),
+        "{e}"
+    );
+    assert_eq!(
+        e["explanation"]["what"]["arguments"]["state"], "not_kept",
+        "{e}"
+    );
 }
 
 fn serve_once(server: &TestServer, env: Option<(&str, &str)>) -> Output {
@@ -453,19 +608,34 @@ fn serve_once(server: &TestServer, env: Option<(&str, &str)>) -> Output {
 async fn a_wrong_or_missing_master_key_stops_the_server_with_a_clear_error() {
     let mut server = TestServer::quickstart(|c| c);
     let key = server.create_key("support-bot");
-    let (code, body) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": "C001"})).await;
+    let (code, body) = call(
+        &server.base,
+        &key,
+        "crm.get_customer",
+        json!({"customer_id": "C001"}),
+    )
+    .await;
     assert_eq!(code, 200);
     let first = body["event_id"].as_str().expect("id").to_owned();
     let key_file = server.dir.path().join(".warden/vault.key");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_file).expect("key file").permissions().mode();
+        let mode = std::fs::metadata(&key_file)
+            .expect("key file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let original = std::fs::read_to_string(&key_file).expect("key");
-    assert!(!contains(&raw_db_bytes(&db_path(&server)), original.trim()), "the key is not in the database");
-    assert!(!server.log().contains(original.trim()), "the key is not logged");
+    assert!(
+        !contains(&raw_db_bytes(&db_path(&server)), original.trim()),
+        "the key is not in the database"
+    );
+    assert!(
+        !server.log().contains(original.trim()),
+        "the key is not logged"
+    );
     let _ = server.child.kill();
     let _ = server.child.wait();
 
@@ -474,25 +644,49 @@ async fn a_wrong_or_missing_master_key_stops_the_server_with_a_clear_error() {
     let out = serve_once(&server, None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open the evidence stored with key"), "{err}");
+    assert!(
+        err.contains("cannot open the evidence stored with key"),
+        "{err}"
+    );
 
     // No key file at all: refused, not silently replaced.
     std::fs::remove_file(&key_file).expect("remove key");
     let out = serve_once(&server, None);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("does not exist, but the evidence vault holds records"), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains("does not exist, but the evidence vault holds records"),
+        "{err}"
+    );
     assert!(!key_file.exists(), "no new key was made");
 
     // A malformed key in the environment is named as such.
     let out = serve_once(&server, Some(("WARDEN_VAULT_KEY", "not base64!")));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("WARDEN_VAULT_KEY"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("WARDEN_VAULT_KEY"),
+        "{err}"
+    );
 
     // The right key again: the server starts and the old evidence opens.
     std::fs::write(&key_file, &original).expect("restore");
     server.kill_and_restart();
-    let (code, _) = call(&server.base, &key, "crm.get_customer", json!({"customer_id": "C002"})).await;
+    let (code, _) = call(
+        &server.base,
+        &key,
+        "crm.get_customer",
+        json!({"customer_id": "C002"}),
+    )
+    .await;
     assert_eq!(code, 200);
-    let (_, show) = get(&server.base, &server.admin_token, &format!("/v1/evidence/{first}")).await;
-    assert_eq!(record(&show, "arguments")["payload"]["value"], json!({"customer_id": "C001"}));
+    let (_, show) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/evidence/{first}"),
+    )
+    .await;
+    assert_eq!(
+        record(&show, "arguments")["payload"]["value"],
+        json!({"customer_id": "C001"})
+    );
 }

@@ -9,8 +9,8 @@ pub mod config;
 pub mod diag;
 pub mod event;
 pub mod model;
-pub mod session;
 pub mod pins;
+pub mod session;
 pub mod store;
 
 pub use catalog::{Catalog, ToolInfo};

@@ -35,7 +35,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 
 fn run(args: Vec<String>) -> Result<(), String> {
     if let Some(n) = flag(&args, "--generate") {
-        let n: usize = n.parse().map_err(|_| format!("--generate takes a count, got `{n}`"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("--generate takes a count, got `{n}`"))?;
         let seed: u64 = flag(&args, "--seed")
             .unwrap_or_else(|| "42".into())
             .parse()
@@ -110,7 +112,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
             }))
         }).collect::<serde_json::Map<_, _>>(),
     });
-    println!("{:<14} {:>6} {:>9} {:>7} {:>7} {:>7}", "ENTITY", "GOLD", "PREDICTED", "P", "R", "F1");
+    println!(
+        "{:<14} {:>6} {:>9} {:>7} {:>7} {:>7}",
+        "ENTITY", "GOLD", "PREDICTED", "P", "R", "F1"
+    );
     for e in ENTITIES {
         let c = scores.by_entity.get(e).copied().unwrap_or_default();
         println!(
@@ -129,8 +134,11 @@ fn run(args: Vec<String>) -> Result<(), String> {
         corpus.len()
     );
     if let Some(out) = flag(&args, "--json") {
-        std::fs::write(&out, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("writing {out}: {e}"))?;
+        std::fs::write(
+            &out,
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("writing {out}: {e}"))?;
     }
     Ok(())
 }

@@ -115,8 +115,14 @@ impl Scores {
             let p: Vec<&LabelledSpan> = predicted.iter().filter(|s| s.entity == entity).collect();
             counts.gold += g.len() as u64;
             counts.predicted += p.len() as u64;
-            counts.found += g.iter().filter(|g| p.iter().any(|p| overlaps(g, p))).count() as u64;
-            counts.correct += p.iter().filter(|p| g.iter().any(|g| overlaps(g, p))).count() as u64;
+            counts.found += g
+                .iter()
+                .filter(|g| p.iter().any(|p| overlaps(g, p)))
+                .count() as u64;
+            counts.correct += p
+                .iter()
+                .filter(|p| g.iter().any(|g| overlaps(g, p)))
+                .count() as u64;
         }
     }
 }
@@ -161,8 +167,16 @@ const LAST: &[&str] = &[
     "thomas", "nguyen", "kim", "patel", "mueller", "rossi", "dubois", "tanaka", "novak",
 ];
 const DOMAINS: &[&str] = &[
-    "example.com", "example.org", "mail.example.net", "acme-corp.com", "contoso.io",
-    "globex.co.uk", "initech.de", "umbrella.fr", "hooli.dev", "corp.example.travel",
+    "example.com",
+    "example.org",
+    "mail.example.net",
+    "acme-corp.com",
+    "contoso.io",
+    "globex.co.uk",
+    "initech.de",
+    "umbrella.fr",
+    "hooli.dev",
+    "corp.example.travel",
 ];
 const US_AREA: &[&str] = &[
     "212", "213", "206", "305", "312", "404", "415", "503", "512", "617", "646", "702", "713",
@@ -204,7 +218,13 @@ fn phone(r: &mut Rng) -> String {
         4 => format!("+1-{area}-{exchange}-{line}"),
         5 => format!("+44 20 7{} {}", r.digits(3), r.digits(4)),
         6 => format!("+49 30 {} {}", r.range(2000, 8999), r.digits(4)),
-        _ => format!("+33 1 {} {} {} {}", r.range(40, 79), r.digits(2), r.digits(2), r.digits(2)),
+        _ => format!(
+            "+33 1 {} {} {} {}",
+            r.range(40, 79),
+            r.digits(2),
+            r.digits(2),
+            r.digits(2)
+        ),
     }
 }
 
@@ -241,7 +261,11 @@ fn card_digits(r: &mut Rng, valid: bool) -> String {
 }
 
 fn format_card(r: &mut Rng, digits: &str) -> String {
-    let groups: &[usize] = if digits.len() == 15 { &[4, 6, 5] } else { &[4, 4, 4, 4] };
+    let groups: &[usize] = if digits.len() == 15 {
+        &[4, 6, 5]
+    } else {
+        &[4, 4, 4, 4]
+    };
     let sep = *r.pick(&[" ", "-", ""]);
     let mut out = String::new();
     let mut at = 0;
@@ -293,7 +317,11 @@ fn iban(r: &mut Rng, valid: bool) -> String {
     };
     let mut check = iban_check(country, &bban);
     if !valid {
-        check = if check >= 50 { check - 1 - r.below(40) as u32 } else { check + 1 + r.below(40) as u32 };
+        check = if check >= 50 {
+            check - 1 - r.below(40) as u32
+        } else {
+            check + 1 + r.below(40) as u32
+        };
     }
     let compact = format!("{country}{check:02}{bban}");
     if r.chance(60) {
@@ -470,7 +498,7 @@ fn fill(r: &mut Rng, template: &str, single: Option<(String, &'static str)>) -> 
         rest = &rest[open + close + 1..];
         let labelled = match key {
             "name" => {
-                text.push_str(*r.pick(NAMES));
+                text.push_str(r.pick::<&str>(NAMES));
                 None
             }
             "" => single.take(),
@@ -606,7 +634,10 @@ mod tests {
         ];
         s.add(&gold, &predicted);
         let email = s.by_entity["EMAIL_ADDRESS"];
-        assert_eq!((email.gold, email.found, email.predicted, email.correct), (1, 1, 2, 1));
+        assert_eq!(
+            (email.gold, email.found, email.predicted, email.correct),
+            (1, 1, 2, 1)
+        );
         assert!((email.precision() - 0.5).abs() < 1e-9 && (email.recall() - 1.0).abs() < 1e-9);
         let ssn = s.by_entity["US_SSN"];
         assert_eq!((ssn.gold, ssn.found, ssn.predicted), (1, 0, 0));

@@ -15,9 +15,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use warden_core::store::{
-    Artifact, EvidenceRecord, EvidenceStore, LegalHold, OperatorToken, StoreError,
-};
+use warden_core::store::{Artifact, EvidenceRecord, LegalHold, OperatorToken, StoreError};
 use warden_core::{AuditEvent, EventKind, Outcome};
 use warden_vault::{MasterKey, Sealed, VaultError};
 
@@ -221,7 +219,9 @@ impl Gateway {
             .map(|r| {
                 let held = holds.iter().any(|h| {
                     h.scope == format!("event:{}", r.event_id)
-                        || r.agent.as_ref().is_some_and(|a| h.scope == format!("agent:{a}"))
+                        || r.agent
+                            .as_ref()
+                            .is_some_and(|a| h.scope == format!("agent:{a}"))
                 });
                 Ok(EvidenceView {
                     artifact: r.artifact,
@@ -307,15 +307,26 @@ impl Gateway {
             HoldTarget::Agent(a) => Some(a.as_str()),
             HoldTarget::Event(_) => None,
         };
-        self.record_admin(operator, &format!("evidence.hold:{}:{}", hold.id, hold.scope), agent, Some(reason))
-            .await?;
+        self.record_admin(
+            operator,
+            &format!("evidence.hold:{}:{}", hold.id, hold.scope),
+            agent,
+            Some(reason),
+        )
+        .await?;
         self.shared().store.insert_hold(&hold).await?;
         Ok(hold)
     }
 
     /// Lift a legal hold (audited first); `false` if there was none with that id.
     pub async fn release_hold(&self, operator: &str, id: &str) -> Result<bool, AdminError> {
-        let known = self.shared().store.holds().await?.into_iter().any(|h| h.id == id);
+        let known = self
+            .shared()
+            .store
+            .holds()
+            .await?
+            .into_iter()
+            .any(|h| h.id == id);
         if !known {
             return Ok(false);
         }
@@ -330,13 +341,17 @@ impl Gateway {
 
     /// Shred every expired record not under a legal hold, now. `operator` is who asked (`None`
     /// for the server's periodic task, which records a run only when it shredded something).
-    pub async fn run_retention(&self, operator: Option<&str>) -> Result<RetentionReport, AdminError> {
+    pub async fn run_retention(
+        &self,
+        operator: Option<&str>,
+    ) -> Result<RetentionReport, AdminError> {
         let store = &self.shared().store;
         let now = Utc::now();
         let held = store.held_expired(now).await?;
         let shredded = store.shred_expired(now).await?;
         if operator.is_some() || shredded > 0 {
-            let summary = format!("shredded {shredded} evidence record(s); {held} kept by legal holds");
+            let summary =
+                format!("shredded {shredded} evidence record(s); {held} kept by legal holds");
             self.record_admin(
                 operator.unwrap_or("warden"),
                 "retention.run",

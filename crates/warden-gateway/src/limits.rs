@@ -45,7 +45,12 @@ async fn count_all(
     taken: &mut Vec<(String, DateTime<Utc>, i64, f64)>,
 ) -> Result<Option<Refusal>, StoreError> {
     for limit in &tool.limits {
-        let key = format!("rate:{}:{}:{}", tool.name, limit.per_secs, scope_key(limit.by, caller));
+        let key = format!(
+            "rate:{}:{}:{}",
+            tool.name,
+            limit.per_secs,
+            scope_key(limit.by, caller)
+        );
         let window = window_start(now, limit.per_secs);
         let usage = store.add_usage(&key, window, 1, 0.0).await?;
         taken.push((key, window, 1, 0.0));
@@ -56,11 +61,19 @@ async fn count_all(
     if let Some(budget) = &tool.budget {
         let Some(amount) = args.get(&budget.argument).and_then(Value::as_f64) else {
             return Ok(Some(Refusal::denied(
-                format!("`{}` has a budget over `{}`, but the call has no numeric `{}`", tool.name, budget.argument, budget.argument),
+                format!(
+                    "`{}` has a budget over `{}`, but the call has no numeric `{}`",
+                    tool.name, budget.argument, budget.argument
+                ),
                 vec![LIMIT_POLICY.into()],
             )));
         };
-        let key = format!("budget:{}:{}:{}", tool.name, budget.per_secs, scope_key(budget.by, caller));
+        let key = format!(
+            "budget:{}:{}:{}",
+            tool.name,
+            budget.per_secs,
+            scope_key(budget.by, caller)
+        );
         let window = window_start(now, budget.per_secs);
         let usage = store.add_usage(&key, window, 1, amount).await?;
         taken.push((key, window, 1, amount));
@@ -138,9 +151,15 @@ mod tests {
 
     #[test]
     fn a_user_limit_counts_a_call_without_user_under_its_agent() {
-        let c = Caller { agent: "bot", user: None };
+        let c = Caller {
+            agent: "bot",
+            user: None,
+        };
         assert_eq!(scope_key(LimitScope::User, &c), "agent:bot");
-        let c = Caller { agent: "bot", user: Some("alice") };
+        let c = Caller {
+            agent: "bot",
+            user: Some("alice"),
+        };
         assert_eq!(scope_key(LimitScope::User, &c), "user:alice");
         assert_eq!(scope_key(LimitScope::Tool, &c), "all");
     }

@@ -174,13 +174,16 @@ impl SampleServer {
 /// A fresh, freshly seeded server handler for `kind`, for serving in-process
 /// (e.g. `handler(kind).serve(transport)` with [`rmcp::ServiceExt`]).
 pub fn handler(kind: SampleKind) -> SampleServer {
-    SampleServer(match kind {
-        SampleKind::Crm => Sample::Crm(crm::Crm::default()),
-        SampleKind::Payments => Sample::Payments(payments::Payments::default()),
-        SampleKind::Email => Sample::Email(email::Email::default()),
-        SampleKind::Echo => Sample::Echo(echo::Echo),
-        SampleKind::Faulty => Sample::Faulty(faulty::Faulty),
-    }, Arc::default())
+    SampleServer(
+        match kind {
+            SampleKind::Crm => Sample::Crm(crm::Crm::default()),
+            SampleKind::Payments => Sample::Payments(payments::Payments::default()),
+            SampleKind::Email => Sample::Email(email::Email::default()),
+            SampleKind::Echo => Sample::Echo(echo::Echo),
+            SampleKind::Faulty => Sample::Faulty(faulty::Faulty),
+        },
+        Arc::default(),
+    )
 }
 
 /// Run `$body` with `$s` bound to whichever sample `$server` holds.

@@ -18,8 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use warden_core::store::{
-    Approval, Artifact, BundlePolicies, BundlePolicy, ControlStore, EventLog, EvidenceStore,
-    OperatorRole, OperatorToken, StoreError, Vote,
+    Approval, Artifact, BundlePolicies, BundlePolicy, OperatorRole, OperatorToken, StoreError, Vote,
 };
 use warden_core::{AuditEvent, EventKind, Finding, ToolName};
 use warden_gateway::{EvidencePayload, Gateway};
@@ -102,7 +101,11 @@ pub struct What {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PayloadPart {
     /// The payload, redacted above the reader's clearance (`redacted` values were masked).
-    Shown { value: Value, redacted: u32, class: String },
+    Shown {
+        value: Value,
+        redacted: u32,
+        class: String,
+    },
     /// The reader's role sees digests only.
     DigestOnly,
     /// Crypto-shredded by retention: gone for good.
@@ -234,8 +237,22 @@ pub async fn explain(
         .as_deref()
         .filter(|_| event.kind == EventKind::ToolCall)
         .and_then(|a| ToolName::from_str(a).ok());
-    let arguments = payload(gateway, &event, Artifact::Arguments, tool.as_ref(), clearance.as_deref()).await;
-    let result = payload(gateway, &event, Artifact::Result, tool.as_ref(), clearance.as_deref()).await;
+    let arguments = payload(
+        gateway,
+        &event,
+        Artifact::Arguments,
+        tool.as_ref(),
+        clearance.as_deref(),
+    )
+    .await;
+    let result = payload(
+        gateway,
+        &event,
+        Artifact::Result,
+        tool.as_ref(),
+        clearance.as_deref(),
+    )
+    .await;
 
     let stored = store.bundle_policies(&event.bundle_hash).await?;
     let policies: Option<BundlePolicies> = stored.and_then(|s| serde_json::from_str(&s).ok());
@@ -243,7 +260,9 @@ pub async fn explain(
         .policies
         .iter()
         .map(|id| {
-            let found = policies.as_ref().and_then(|ps| ps.iter().find(|p| &p.id == id));
+            let found = policies
+                .as_ref()
+                .and_then(|ps| ps.iter().find(|p| &p.id == id));
             DecidingPolicy {
                 id: id.clone(),
                 file: found.map(|p| p.file.clone()),
@@ -284,7 +303,12 @@ pub async fn explain(
         Some(p) => store.event(p).await?.as_ref().map(linked),
         None => None,
     };
-    let children = store.child_events(&event.id).await?.iter().map(linked).collect();
+    let children = store
+        .child_events(&event.id)
+        .await?
+        .iter()
+        .map(linked)
+        .collect();
 
     let proof = proof(gateway, &event.id).await;
 
@@ -346,7 +370,11 @@ async fn payload(
     let record = match shared.store.evidence(&event.id, artifact).await {
         Ok(Some(r)) => r,
         Ok(None) => return PayloadPart::NotKept,
-        Err(e) => return PayloadPart::Unreadable { reason: e.to_string() },
+        Err(e) => {
+            return PayloadPart::Unreadable {
+                reason: e.to_string(),
+            };
+        }
     };
     let class = record.class.clone();
     match gateway.open_evidence(&event.id, artifact).await {
@@ -374,7 +402,11 @@ async fn payload(
             };
             // A record above the reader's clearance that DLP found nothing to mask in is still
             // above it: show nothing rather than trust the detectors.
-            let record_level = shared.config.classes.level(&class).unwrap_or(warden_core::ClassLevel(0));
+            let record_level = shared
+                .config
+                .classes
+                .level(&class)
+                .unwrap_or(warden_core::ClassLevel(0));
             if redacted == 0 && record_level > level && tool.is_none() {
                 return PayloadPart::DigestOnly;
             }

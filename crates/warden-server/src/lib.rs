@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tools", get(rest::list_tools))
         .route("/v1/tools/call", post(rest::call_tool))
         .route("/v1/tools/pins", get(crate::pins::list_pins))
-        .route("/v1/tools/pins/{tool}/approve", post(crate::pins::approve_pin))
+        .route(
+            "/v1/tools/pins/{tool}/approve",
+            post(crate::pins::approve_pin),
+        )
         .route("/v1/tasks", post(rest::create_task))
         .route("/v1/agents", get(rest::list_agents))
         .route("/v1/agents/{id}/{action}", post(rest::agent_key_action))
@@ -61,8 +64,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(rest::list_events))
         .route("/v1/events/{id}", get(rest::evidence::get_event))
         .route("/v1/events/{id}/undo", post(rest::undo_event))
-        .route("/v1/evidence/holds", get(rest::evidence::list_holds).post(rest::evidence::create_hold))
-        .route("/v1/evidence/holds/{id}/release", post(rest::evidence::release_hold))
+        .route(
+            "/v1/evidence/holds",
+            get(rest::evidence::list_holds).post(rest::evidence::create_hold),
+        )
+        .route(
+            "/v1/evidence/holds/{id}/release",
+            post(rest::evidence::release_hold),
+        )
         .route("/v1/evidence/{id}", get(rest::evidence::show))
         .route("/v1/retention/run", post(rest::evidence::run_retention))
         .route("/v1/audit/checkpoint", get(rest::audit_checkpoint))

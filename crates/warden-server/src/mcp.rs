@@ -125,17 +125,19 @@ impl ServerHandler for WardenMcp {
 fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<warden_gateway::Progress> {
     let token = context.meta.get_progress_token()?;
     let peer = context.peer.clone();
-    Some(std::sync::Arc::new(move |update: warden_gateway::ProgressUpdate| {
-        let param = ProgressNotificationParam::new(token.clone(), update.elapsed.as_secs_f64())
-            .with_total(update.wait.as_secs_f64())
-            .with_message(update.message);
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            if let Err(e) = peer.notify_progress(param).await {
-                tracing::debug!(error = %e, "could not send a progress notification");
-            }
-        });
-    }))
+    Some(std::sync::Arc::new(
+        move |update: warden_gateway::ProgressUpdate| {
+            let param = ProgressNotificationParam::new(token.clone(), update.elapsed.as_secs_f64())
+                .with_total(update.wait.as_secs_f64())
+                .with_message(update.message);
+            let peer = peer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = peer.notify_progress(param).await {
+                    tracing::debug!(error = %e, "could not send a progress notification");
+                }
+            });
+        },
+    ))
 }
 
 /// A gateway answer as an MCP tool result: the upstream's result, or a tool error whose text

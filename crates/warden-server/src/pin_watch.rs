@@ -40,7 +40,12 @@ pub fn spawn(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 if s.state != LinkState::Ready || seen.get(&s.name) == Some(&s.restarts) {
                     continue;
                 }
-                let tools = match gateway.shared().upstreams.discover(&s.name, RELIST_WAIT).await {
+                let tools = match gateway
+                    .shared()
+                    .upstreams
+                    .discover(&s.name, RELIST_WAIT)
+                    .await
+                {
                     Ok(tools) => tools,
                     Err(e) => {
                         tracing::debug!(upstream = %s.name, error = %e, "re-listing tools failed; retrying");

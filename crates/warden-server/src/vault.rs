@@ -133,10 +133,16 @@ pub fn spawn_retention(
             }
             match gateway.run_retention(None).await {
                 Ok(r) if r.shredded > 0 => {
-                    tracing::info!(shredded = r.shredded, held = r.held, "retention shredded expired evidence");
+                    tracing::info!(
+                        shredded = r.shredded,
+                        held = r.held,
+                        "retention shredded expired evidence"
+                    );
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention run failed; retrying at the next interval"),
+                Err(e) => {
+                    tracing::error!(error = %e, "retention run failed; retrying at the next interval")
+                }
             }
         }
     })

@@ -15,7 +15,8 @@ pub(crate) const EVIDENCE_COLUMNS: &str = "event_id, artifact, class, agent, cre
 pub(crate) const HOLD_COLUMNS: &str = "id, scope, reason, operator, created_at";
 
 pub(crate) fn artifact_from_db(event_id: &str, text: &str) -> Result<Artifact, StoreError> {
-    Artifact::from_str(text).map_err(|e| corrupt(format_args!("artifact of evidence {event_id}"), e))
+    Artifact::from_str(text)
+        .map_err(|e| corrupt(format_args!("artifact of evidence {event_id}"), e))
 }
 
 /// A record that is not shredded must have both its wrapped key and its ciphertext.

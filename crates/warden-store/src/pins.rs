@@ -16,5 +16,6 @@ pub(crate) fn definition_from_db(
     tool: &str,
     text: &str,
 ) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(format_args!("definition of {upstream}.{tool}"), e))
+    serde_json::from_str(text)
+        .map_err(|e| corrupt(format_args!("definition of {upstream}.{tool}"), e))
 }

@@ -6,9 +6,9 @@
 
 mod audit;
 mod control;
-mod session;
 mod evidence;
 mod pins;
+mod session;
 
 use std::str::FromStr;
 

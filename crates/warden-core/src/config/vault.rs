@@ -145,7 +145,8 @@ impl Validator<'_> {
         match parse_keep(text.get_ref()) {
             Ok(k) => Some(k),
             Err(e) => {
-                self.error_at(text.span().start, format!("`{key}`: {e}")).help = Some(
+                self.error_at(text.span().start, format!("`{key}`: {e}"))
+                    .help = Some(
                     "a whole number with a unit (s, m, h, d), e.g. \"90d\", or \"forever\"".into(),
                 );
                 None
@@ -200,7 +201,9 @@ impl Validator<'_> {
     ) -> RetentionConfig {
         let defaults = RetentionConfig::default();
         let default = match &raw.default {
-            Some(t) => self.keep("retention.default", t).unwrap_or(defaults.default),
+            Some(t) => self
+                .keep("retention.default", t)
+                .unwrap_or(defaults.default),
             None => defaults.default,
         };
         let interval = match &raw.interval {
@@ -268,7 +271,10 @@ mod tests {
 
     #[test]
     fn retention_periods_parse() {
-        assert_eq!(parse_keep("90d"), Ok(Some(Duration::from_secs(90 * 86_400))));
+        assert_eq!(
+            parse_keep("90d"),
+            Ok(Some(Duration::from_secs(90 * 86_400)))
+        );
         assert_eq!(parse_keep("12h"), Ok(Some(Duration::from_secs(12 * 3600))));
         assert_eq!(parse_keep("0s"), Ok(Some(Duration::ZERO)));
         assert_eq!(parse_keep("forever"), Ok(None));

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use warden_core::{Mode, RiskTier};
 
 use super::Stage;
-use crate::{approvals, limits};
 use crate::call::{Call, Flow, Obligation, Refusal, StageError};
-use warden_core::store::ApprovalKind;
 use crate::gateway::Shared;
+use crate::{approvals, limits};
+use warden_core::store::ApprovalKind;
 
 /// The id recorded when a mode, not a Cedar policy, stopped a call.
 pub const MODE_POLICY: &str = "warden:mode";
@@ -44,8 +44,13 @@ impl Stage for Gate {
             // An operator executing a proposal has approved this exact call.
             Mode::Suggest if call.approved_by.is_some() => call.target_upstream = Some(upstream),
             Mode::Suggest => {
-                let obligation = Obligation { role: None, count: 1, policies: vec![MODE_POLICY.into()] };
-                let (refusal, id) = approvals::park(shared, call, &obligation, ApprovalKind::Proposal).await?;
+                let obligation = Obligation {
+                    role: None,
+                    count: 1,
+                    policies: vec![MODE_POLICY.into()],
+                };
+                let (refusal, id) =
+                    approvals::park(shared, call, &obligation, ApprovalKind::Proposal).await?;
                 call.approval_id = Some(id);
                 return Ok(Flow::Answer(refusal));
             }
@@ -69,13 +74,25 @@ impl Stage for Gate {
         if let Some(configured) = shared.config.tool(&tool.name)
             && call.obligation.is_none()
         {
-            let caller = limits::Caller { agent: &agent.id, user: call.user.as_deref() };
-            if let Some(refusal) = limits::check(shared.store.as_ref(), configured, &caller, &call.input, chrono::Utc::now()).await? {
+            let caller = limits::Caller {
+                agent: &agent.id,
+                user: call.user.as_deref(),
+            };
+            if let Some(refusal) = limits::check(
+                shared.store.as_ref(),
+                configured,
+                &caller,
+                &call.input,
+                chrono::Utc::now(),
+            )
+            .await?
+            {
                 return Ok(Flow::Answer(refusal));
             }
         }
         if let Some(obligation) = call.obligation.clone() {
-            let (refusal, approval_id) = approvals::park(shared, call, &obligation, ApprovalKind::Approval).await?;
+            let (refusal, approval_id) =
+                approvals::park(shared, call, &obligation, ApprovalKind::Approval).await?;
             call.approval_id = Some(approval_id);
             return Ok(Flow::Answer(refusal));
         }

@@ -132,7 +132,10 @@ impl Stage for Inspect {
                     set_warden_meta(&mut result, json!({ "warnings": [warning] }))
                 }
                 InjectionAction::Quarantine => {
-                    let has_output_schema = call.tool.as_ref().is_some_and(|t| t.output_schema.is_some());
+                    let has_output_schema = call
+                        .tool
+                        .as_ref()
+                        .is_some_and(|t| t.output_schema.is_some());
                     result = quarantined(&kinds, &call.event.id, &warning, has_output_schema);
                 }
                 InjectionAction::Deny => {

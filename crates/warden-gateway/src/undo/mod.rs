@@ -117,7 +117,7 @@ enum Earlier {
     /// It did not undo the event: take the claim over.
     Retry,
     /// It was approved and has now run.
-    Ran(CallResponse),
+    Ran(Box<CallResponse>),
 }
 
 impl Gateway {
@@ -223,7 +223,7 @@ impl Gateway {
                 .await?
             {
                 Earlier::Retry => {}
-                Earlier::Ran(response) => return Ok(response),
+                Earlier::Ran(response) => return Ok(*response),
             }
         }
 
@@ -306,7 +306,7 @@ impl Gateway {
                     let response = self
                         .run_approved(principal.clone(), channel, approved, approvers, run_event)
                         .await;
-                    return Ok(Earlier::Ran(response));
+                    return Ok(Earlier::Ran(Box::new(response)));
                 }
                 Some(approvals::Status::Settled(settled)) => approval = settled,
                 None => return Ok(Earlier::Retry),

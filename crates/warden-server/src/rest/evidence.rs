@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_core::store::{EventLog, OperatorRole};
+use warden_core::store::OperatorRole;
 use warden_gateway::evidence::HoldTarget;
 
 use super::{ApiError, operator, operator_label};
@@ -20,9 +20,11 @@ impl From<ExplainError> for ApiError {
             ExplainError::UnknownEvent(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            ExplainError::Store(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
-            }
+            ExplainError::Store(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -40,9 +42,19 @@ pub async fn get_event(
         .event(&id)
         .await
         .map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
         })?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no event `{id}`")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no event `{id}`"),
+            )
+        })?;
     let explanation = crate::explain::explain(&state.gateway, &reader, &id).await?;
     Ok(Json(json!({ "event": event, "explanation": explanation })))
 }
@@ -115,7 +127,11 @@ pub async fn release_hold(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let op = operator(&state, &headers, OperatorRole::Auditor).await?;
-    if !state.gateway.release_hold(&operator_label(&op), &id).await? {
+    if !state
+        .gateway
+        .release_hold(&operator_label(&op), &id)
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -131,6 +147,9 @@ pub async fn run_retention(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let op = operator(&state, &headers, OperatorRole::Admin).await?;
-    let report = state.gateway.run_retention(Some(&operator_label(&op))).await?;
+    let report = state
+        .gateway
+        .run_retention(Some(&operator_label(&op)))
+        .await?;
     Ok(Json(json!(report)))
 }

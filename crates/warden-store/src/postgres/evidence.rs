@@ -73,7 +73,11 @@ impl EvidenceStore for PostgresStore {
         .map_err(|e| {
             db_error(
                 e,
-                format_args!("storing the {} of event {}", r.artifact.as_str(), r.event_id),
+                format_args!(
+                    "storing the {} of event {}",
+                    r.artifact.as_str(),
+                    r.event_id
+                ),
             )
         })?;
         Ok(())
@@ -103,7 +107,10 @@ impl EvidenceStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(e, format_args!("reading the evidence of event {event_id}")))?;
-        let mut records = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        let mut records = rows
+            .into_iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| r.artifact);
         Ok(records)
     }
@@ -169,14 +176,13 @@ impl EvidenceStore for PostgresStore {
     }
 
     async fn holds(&self) -> Result<Vec<LegalHold>, StoreError> {
-        let rows = sqlx::query_as::<_, (String, String, String, String, DateTime<Utc>)>(
-            AssertSqlSafe(format!(
-                "SELECT {HOLD_COLUMNS} FROM legal_holds ORDER BY created_at, id"
-            )),
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error(e, "reading legal holds"))?;
+        let rows =
+            sqlx::query_as::<_, (String, String, String, String, DateTime<Utc>)>(AssertSqlSafe(
+                format!("SELECT {HOLD_COLUMNS} FROM legal_holds ORDER BY created_at, id"),
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error(e, "reading legal holds"))?;
         Ok(rows
             .into_iter()
             .map(|(id, scope, reason, operator, created_at)| LegalHold {

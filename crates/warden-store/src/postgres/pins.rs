@@ -12,8 +12,23 @@ use crate::codec::micros;
 use crate::error::db_error;
 use crate::pins::{definition_from_db, definition_text};
 
-type PinRow = (String, String, String, String, DateTime<Utc>, Option<String>);
-type ChangeRow = (String, String, String, String, String, DateTime<Utc>, String);
+type PinRow = (
+    String,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<String>,
+);
+type ChangeRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    String,
+);
 
 const PIN_COLUMNS: &str = "upstream, tool, hash, definition, pinned_at, approved_by";
 const CHANGE_COLUMNS: &str =
@@ -83,7 +98,10 @@ impl PinStore for PostgresStore {
         .await
         .map_err(|e| db_error(e, format_args!("pinning {}.{}", new.upstream, new.tool)))?;
         self.pin(&new.upstream, &new.tool).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("the pin of {}.{} just written", new.upstream, new.tool))
+            StoreError::NotFound(format!(
+                "the pin of {}.{} just written",
+                new.upstream, new.tool
+            ))
         })
     }
 
@@ -106,7 +124,10 @@ impl PinStore for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(|e| {
-            db_error(e, format_args!("recording a change of {}.{}", c.upstream, c.tool))
+            db_error(
+                e,
+                format_args!("recording a change of {}.{}", c.upstream, c.tool),
+            )
         })?;
         Ok(())
     }
@@ -146,11 +167,7 @@ impl PinStore for PostgresStore {
         at: DateTime<Utc>,
     ) -> Result<Option<ToolPin>, StoreError> {
         let what = format!("approving the new definition of {upstream}.{tool}");
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| db_error(e, &what))?;
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(e, &what))?;
         let taken: Option<(String,)> = sqlx::query_as(
             "DELETE FROM tool_pin_changes WHERE upstream = $1 AND tool = $2 AND new_hash = $3 \
              RETURNING new_definition",

@@ -82,8 +82,8 @@ impl SessionStore for PostgresStore {
         )
         .bind(agent)
         .bind(session)
-        .bind(&at)
-        .bind(&at)
+        .bind(at)
+        .bind(at)
         .execute(&mut *tx)
         .await
         .map_err(|e| db_error(e, what()))?;

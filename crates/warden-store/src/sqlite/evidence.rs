@@ -74,7 +74,11 @@ impl EvidenceStore for SqliteStore {
         .map_err(|e| {
             db_error(
                 e,
-                format_args!("storing the {} of event {}", r.artifact.as_str(), r.event_id),
+                format_args!(
+                    "storing the {} of event {}",
+                    r.artifact.as_str(),
+                    r.event_id
+                ),
             )
         })?;
         Ok(())
@@ -104,7 +108,10 @@ impl EvidenceStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(e, format_args!("reading the evidence of event {event_id}")))?;
-        let mut records = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        let mut records = rows
+            .into_iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| r.artifact);
         Ok(records)
     }
@@ -222,11 +229,12 @@ impl EvidenceStore for SqliteStore {
     }
 
     async fn bundle_policies(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query_as::<_, (String,)>("SELECT policies FROM policy_bundles WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error(e, format_args!("reading the policies of bundle {hash}")))?;
+        let row =
+            sqlx::query_as::<_, (String,)>("SELECT policies FROM policy_bundles WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error(e, format_args!("reading the policies of bundle {hash}")))?;
         Ok(row.map(|(p,)| p))
     }
 

@@ -82,7 +82,10 @@ impl PinStore for SqliteStore {
         .await
         .map_err(|e| db_error(e, format_args!("pinning {}.{}", new.upstream, new.tool)))?;
         self.pin(&new.upstream, &new.tool).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("the pin of {}.{} just written", new.upstream, new.tool))
+            StoreError::NotFound(format!(
+                "the pin of {}.{} just written",
+                new.upstream, new.tool
+            ))
         })
     }
 
@@ -105,7 +108,10 @@ impl PinStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(|e| {
-            db_error(e, format_args!("recording a change of {}.{}", c.upstream, c.tool))
+            db_error(
+                e,
+                format_args!("recording a change of {}.{}", c.upstream, c.tool),
+            )
         })?;
         Ok(())
     }

@@ -12,7 +12,13 @@ fn t(secs: i64) -> DateTime<Utc> {
         .expect("a valid time")
 }
 
-fn record(event_id: &str, artifact: Artifact, class: &str, agent: &str, expires: Option<i64>) -> EvidenceRecord {
+fn record(
+    event_id: &str,
+    artifact: Artifact,
+    class: &str,
+    agent: &str,
+    expires: Option<i64>,
+) -> EvidenceRecord {
     EvidenceRecord {
         event_id: event_id.to_owned(),
         artifact,
@@ -43,8 +49,14 @@ pub async fn evidence_records_round_trip_one_per_event_and_artifact(db: Db) {
     let result = record("e1", Artifact::Result, "internal", "bot", None);
     s.put_evidence(&result).await.expect("put result");
     s.put_evidence(&args).await.expect("put arguments");
-    assert_eq!(s.evidence("e1", Artifact::Arguments).await.expect("read"), Some(args.clone()));
-    assert_eq!(s.evidence("e1", Artifact::Approval).await.expect("read"), None);
+    assert_eq!(
+        s.evidence("e1", Artifact::Arguments).await.expect("read"),
+        Some(args.clone())
+    );
+    assert_eq!(
+        s.evidence("e1", Artifact::Approval).await.expect("read"),
+        None
+    );
     assert_eq!(
         s.evidence_of_event("e1").await.expect("read all"),
         vec![args.clone(), result],
@@ -52,7 +64,10 @@ pub async fn evidence_records_round_trip_one_per_event_and_artifact(db: Db) {
     );
     let again = s.put_evidence(&args).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    assert_eq!(s.evidence_key_ids().await.expect("key ids"), vec!["0011223344556677".to_owned()]);
+    assert_eq!(
+        s.evidence_key_ids().await.expect("key ids"),
+        vec!["0011223344556677".to_owned()]
+    );
 }
 
 pub async fn shredding_destroys_expired_keys_and_spares_held_and_unexpired_records(db: Db) {
@@ -65,28 +80,58 @@ pub async fn shredding_destroys_expired_keys_and_spares_held_and_unexpired_recor
     for r in [&expired, &later, &forever, &held_by_event, &held_by_agent] {
         s.put_evidence(r).await.expect("put");
     }
-    s.insert_hold(&hold("h1", "event:e3")).await.expect("hold event");
-    s.insert_hold(&hold("h2", "agent:other-bot")).await.expect("hold agent");
+    s.insert_hold(&hold("h1", "event:e3"))
+        .await
+        .expect("hold event");
+    s.insert_hold(&hold("h2", "agent:other-bot"))
+        .await
+        .expect("hold agent");
     assert_eq!(s.holds().await.expect("holds").len(), 2);
 
     let now = t(20);
     assert_eq!(s.held_expired(now).await.expect("held"), 2);
     assert_eq!(s.shred_expired(now).await.expect("shred"), 1);
-    let shredded = s.evidence("e1", Artifact::Result).await.expect("read").expect("row kept");
+    let shredded = s
+        .evidence("e1", Artifact::Result)
+        .await
+        .expect("read")
+        .expect("row kept");
     assert_eq!(shredded.shredded_at, Some(now));
     assert!(shredded.wrapped_key.is_empty() && shredded.ciphertext.is_empty());
-    assert_eq!(shredded.class, "regulated", "the row still says what was erased");
-    for (id, artifact) in [("e1", Artifact::Arguments), ("e2", Artifact::Result), ("e3", Artifact::Result), ("e4", Artifact::Result)] {
+    assert_eq!(
+        shredded.class, "regulated",
+        "the row still says what was erased"
+    );
+    for (id, artifact) in [
+        ("e1", Artifact::Arguments),
+        ("e2", Artifact::Result),
+        ("e3", Artifact::Result),
+        ("e4", Artifact::Result),
+    ] {
         let r = s.evidence(id, artifact).await.expect("read").expect("row");
-        assert!(r.shredded_at.is_none() && !r.wrapped_key.is_empty(), "{id} must be kept");
+        assert!(
+            r.shredded_at.is_none() && !r.wrapped_key.is_empty(),
+            "{id} must be kept"
+        );
     }
-    assert_eq!(s.shred_expired(now).await.expect("shred again"), 0, "shredding is idempotent");
+    assert_eq!(
+        s.shred_expired(now).await.expect("shred again"),
+        0,
+        "shredding is idempotent"
+    );
 
     // Releasing the holds lets the next run shred what they kept.
     assert!(s.remove_hold("h1").await.expect("release"));
     assert!(!s.remove_hold("h1").await.expect("release twice"));
     assert_eq!(s.shred_expired(t(30)).await.expect("shred"), 1);
-    assert!(s.evidence("e3", Artifact::Result).await.expect("read").expect("row").shredded_at.is_some());
+    assert!(
+        s.evidence("e3", Artifact::Result)
+            .await
+            .expect("read")
+            .expect("row")
+            .shredded_at
+            .is_some()
+    );
     assert_eq!(s.evidence_key_ids().await.expect("ids").len(), 1);
 }
 
@@ -103,7 +148,10 @@ pub async fn bundle_policies_are_kept_by_hash_and_the_first_write_wins(db: Db) {
     assert_eq!(s.bundle_policies("h").await.expect("read"), None);
     s.put_bundle_policies("h", "[1]").await.expect("put");
     s.put_bundle_policies("h", "[2]").await.expect("put again");
-    assert_eq!(s.bundle_policies("h").await.expect("read").as_deref(), Some("[1]"));
+    assert_eq!(
+        s.bundle_policies("h").await.expect("read").as_deref(),
+        Some("[1]")
+    );
 }
 
 pub async fn child_events_are_found_by_parent_in_log_order(db: Db) {

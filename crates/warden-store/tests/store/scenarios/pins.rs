@@ -81,7 +81,10 @@ pub async fn a_changed_definition_is_approved_once_and_becomes_the_pin(db: Db) {
         .await
         .expect("replace");
     let pending = db.store.pin_changes().await.expect("changes");
-    assert_eq!(pending, vec![change("get_customer", "h1", "h3", "And delete it")]);
+    assert_eq!(
+        pending,
+        vec![change("get_customer", "h1", "h3", "And delete it")]
+    );
     let stale = db
         .store
         .approve_pin_change("crm", "get_customer", "h2", "alice", t(20))
@@ -110,12 +113,18 @@ pub async fn a_changed_definition_is_approved_once_and_becomes_the_pin(db: Db) {
         .expect("pin")
         .expect("still pinned");
     assert_eq!(now.hash, "h3");
-    assert_eq!(now.definition, json!({"name": "get_customer", "description": "And delete it"}));
+    assert_eq!(
+        now.definition,
+        json!({"name": "get_customer", "description": "And delete it"})
+    );
     assert_eq!(now.approved_by, approved[0].approved_by);
     assert_eq!(now, approved[0]);
     assert_eq!(db.store.pin_changes().await.expect("changes"), vec![]);
     assert_eq!(
-        db.store.pin_change("crm", "get_customer").await.expect("change"),
+        db.store
+            .pin_change("crm", "get_customer")
+            .await
+            .expect("change"),
         None
     );
     other.close().await;
@@ -138,10 +147,24 @@ pub async fn a_change_that_went_away_is_cleared(db: Db) {
             .map(|c| c.event_id),
         Some("event-h2".into())
     );
-    assert!(db.store.clear_pin_change("crm", "get_customer").await.expect("clear"));
-    assert!(!db.store.clear_pin_change("crm", "get_customer").await.expect("again"));
+    assert!(
+        db.store
+            .clear_pin_change("crm", "get_customer")
+            .await
+            .expect("clear")
+    );
+    assert!(
+        !db.store
+            .clear_pin_change("crm", "get_customer")
+            .await
+            .expect("again")
+    );
     assert_eq!(
-        db.store.pin("crm", "get_customer").await.expect("pin").map(|p| p.hash),
+        db.store
+            .pin("crm", "get_customer")
+            .await
+            .expect("pin")
+            .map(|p| p.hash),
         Some("h1".into())
     );
 }
