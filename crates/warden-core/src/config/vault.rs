@@ -308,4 +308,65 @@ mod tests {
         );
         assert_eq!(r.keep("internal", Artifact::Arguments), r.default);
     }
+
+    fn parse(src: &str) -> Result<crate::Config, crate::Diagnostics> {
+        crate::Config::parse(std::path::Path::new("warden.toml"), src)
+    }
+
+    #[test]
+    fn retention_and_vault_sections_parse() {
+        let config = parse(
+            "[retention]\ndefault = \"30d\"\ninterval = \"10m\"\n\n\
+             [retention.classes.regulated]\nresult = \"7d\"\n\n\
+             [vault]\nclearance = { auditor = \"internal\" }\n",
+        )
+        .expect("valid");
+        assert_eq!(config.retention.interval, Duration::from_secs(600));
+        assert_eq!(
+            config.retention.keep("regulated", Artifact::Result),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            config.retention.keep("regulated", Artifact::Arguments),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            config
+                .vault
+                .clearance
+                .get(&OperatorRole::Auditor)
+                .map(String::as_str),
+            Some("internal")
+        );
+        assert!(config.vault.clearance.contains_key(&OperatorRole::Admin));
+        assert!(!config.vault.clearance.contains_key(&OperatorRole::Viewer));
+    }
+
+    #[test]
+    fn retention_mistakes_are_reported_at_their_line() {
+        let src = "[retention]\ndefault = \"90 days\"\n\n\
+                   [retention.classes.secret]\nresult = \"1d\"\n\n\
+                   [retention.classes.regulated]\nresult = \"7w\"\n\n\
+                   [vault]\nclearance = { janitor = \"internal\" }\n";
+        let Err(diags) = parse(src) else {
+            panic!("bad retention must not parse");
+        };
+        let text = diags.to_string();
+        for (needle, line) in [
+            ("`retention.default`", 2..=2),
+            // A table's span starts at its header or its first key, by the toml parser.
+            ("unknown data class `secret`", 4..=5),
+            ("`retention.classes.regulated.result`", 8..=8),
+            ("unknown operator role `janitor`", 11..=11),
+        ] {
+            let d = diags
+                .0
+                .iter()
+                .find(|d| d.message.contains(needle))
+                .unwrap_or_else(|| panic!("no `{needle}` in {text}"));
+            assert!(line.contains(&d.line), "{needle}: {text}");
+        }
+        let unknown = parse("[retention]\nresults = \"1d\"\n");
+        assert!(unknown.is_err(), "an unknown artifact key is an error");
+    }
 }
