@@ -15,7 +15,7 @@ python="${PYTHON:-python3}"
 out="${OUT_DIR:-$root/target/dlp-bench}"
 mkdir -p "$out"
 cd "$root"
-cargo build --release -q -p warden-dlp --example accuracy
+cargo build --release -q --workspace --example accuracy
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/accuracy"
 "$bin" --generate "$n" --seed "$seed" --out "$out/corpus.jsonl"
 echo "== Warden"

@@ -357,6 +357,53 @@ async fn pausing_the_agent_cancels_its_pending_approvals_and_stops_approved_ones
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approval_granted_at_the_same_moment_the_agent_is_paused_does_not_execute() {
+    let server = TestServer::quickstart(|c| c);
+    let key = server.create_key("refund-bot");
+    let a = Approvals { server: &server };
+    let carol = a.token("carol", "approver");
+    let http = reqwest::Client::new();
+    for round in 0..8 {
+        let (_, body) = call(&server.base, &key, "payments.refund", big_refund()).await;
+        let id = body["approval_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("round {round}: held for approval: {body}"))
+            .to_owned();
+        // The vote and the pause are sent together, so either may land first.
+        let pause = http
+            .post(format!("{}/v1/agents/refund-bot/pause", server.base))
+            .bearer_auth(&server.admin_token)
+            .json(&json!({"reason": "incident"}))
+            .send();
+        let (vote, paused) = tokio::join!(a.vote(&carol, &id, "approve"), pause);
+        let paused = paused.expect("the gateway answers");
+        assert_eq!(paused.status().as_u16(), 200, "round {round}: pause");
+        assert!(
+            vote.0 == 200 || vote.0 == 409,
+            "round {round}: the vote is taken or refused as cancelled: {vote:?}"
+        );
+        // Polling while paused: either the request was cancelled (the status says so) or the
+        // approved call is refused at re-authorization; it never runs.
+        let (_, ran) = status(&server.base, &key, &id).await;
+        let state = &ran["result"]["structuredContent"];
+        assert!(
+            state["result_event_id"].is_null() && state["status"] != "executed",
+            "round {round}: must not execute: {ran}"
+        );
+        ok(server.cli(&["agents", "resume", "refund-bot"]));
+        // Once resumed, a request cancelled by the pause stays cancelled, and an approved one
+        // is re-authorized at that moment: either way the refund never ran during the pause.
+        let refunds = call(&server.base, &key, "payments.list_refunds", json!({}))
+            .await
+            .1;
+        let ran_refunds = refunds["result"]["structuredContent"]["refunds"]
+            .as_array()
+            .map_or(usize::MAX, Vec::len);
+        assert_eq!(ran_refunds, 0, "round {round}: {refunds}");
+    }
+}
+
 #[tokio::test]
 async fn pending_approvals_survive_a_crash_and_expire_into_a_deny() {
     let mut server = TestServer::quickstart(|c| c.replace("ttl_secs = 3600", "ttl_secs = 4"));

@@ -1,7 +1,7 @@
 //! The policy bundle: parsed, re-identified, validated policies, sliced per tool, with the
 //! static entities and the content hash every audit event names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -50,6 +50,12 @@ pub(crate) struct ToolSlice {
     pub resource: EntityUid,
     pub input: InputType,
     pub policies: PolicySet,
+    /// The tools whose `context.session.counts` the slice's policies can read; the context
+    /// carries only these, so building it does not grow with the catalog.
+    pub session_counts: Vec<String>,
+    /// The top-level `context.input` fields the slice's policies can read (`None`: all). Every
+    /// argument is still checked against the input type; only these reach the context.
+    pub input_fields: Option<BTreeSet<String>>,
 }
 
 /// Validated policies plus everything needed to decide with them; immutable once built, so one
@@ -106,9 +112,13 @@ impl PolicyBundle {
                 .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
             return Err(diags);
         };
+        let all_tools: Vec<String> = catalog.iter().map(|t| t.name.to_string()).collect();
         let slices = catalog
             .iter()
-            .map(|tool| (tool.name.clone(), slice_for(tool, &schema, &parsed)))
+            .map(|tool| {
+                let slice = slice_for(tool, &schema, &parsed, &all_tools);
+                (tool.name.clone(), slice)
+            })
             .collect();
         Ok(PolicyBundle {
             hash: bundle_hash(sources, config, catalog),
@@ -359,7 +369,12 @@ fn cedar_diagnostic(
 }
 
 /// The policies whose action scope can match `tool`.
-fn slice_for(tool: &ToolInfo, schema: &GeneratedSchema, parsed: &[ParsedPolicy]) -> ToolSlice {
+fn slice_for(
+    tool: &ToolInfo,
+    schema: &GeneratedSchema,
+    parsed: &[ParsedPolicy],
+    all_tools: &[String],
+) -> ToolSlice {
     let action = uid(Kind::Action, tool.name.as_str());
     // `action in X` holds for the tool itself and for the groups it is a member of.
     let matches = [
@@ -368,12 +383,16 @@ fn slice_for(tool: &ToolInfo, schema: &GeneratedSchema, parsed: &[ParsedPolicy])
         uid(Kind::Action, &risk_group(tool.risk)),
     ];
     let mut policies = PolicySet::new();
+    let mut reads = ContextReads::default();
     for p in parsed {
         if scope_may_match(&p.policy.action_constraint(), &matches) {
+            reads.add(&p.policy);
             let _ = policies.add(p.policy.clone());
         }
     }
     ToolSlice {
+        session_counts: reads.tools(all_tools),
+        input_fields: reads.input_fields(),
         resource: uid(Kind::Tool, tool.name.as_str()),
         input: schema
             .input_type(&tool.name)
@@ -389,5 +408,174 @@ fn scope_may_match(constraint: &ActionConstraint, matches: &[EntityUid]) -> bool
         ActionConstraint::Any => true,
         ActionConstraint::Eq(a) => matches.first() == Some(a),
         ActionConstraint::In(list) => list.iter().any(|a| matches.contains(a)),
+    }
+}
+
+/// Which parts of the context a set of policies reads: the attributes of
+/// `context.session.counts` and the top-level fields of `context.input`. A policy that uses a
+/// record as a whole (or `context.session`, or `context`, as a whole) reads all of it.
+#[derive(Default)]
+struct ContextReads {
+    all_counts: bool,
+    counts: BTreeSet<String>,
+    all_input: bool,
+    input: BTreeSet<String>,
+}
+
+impl ContextReads {
+    fn add(&mut self, policy: &Policy) {
+        match policy.to_json() {
+            Ok(est) => self.visit(&est, false),
+            // Cannot see inside: keep the whole context, as before slicing.
+            Err(_) => {
+                self.all_counts = true;
+                self.all_input = true;
+            }
+        }
+    }
+
+    /// Walks Cedar's JSON form of a policy, where `"."` and `"has"` nodes are `{left, attr}`.
+    /// `accessed` is true when `node` is the `left` of such a node, i.e. only a part of it is
+    /// read.
+    fn visit(&mut self, node: &serde_json::Value, accessed: bool) {
+        match node {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    if key == "Var" && value.as_str() == Some("context") && !accessed {
+                        self.all_counts = true;
+                        self.all_input = true;
+                    }
+                    let access = (key == "." || key == "has")
+                        .then(|| Some((value.get("left")?, value.get("attr")?.as_str()?)))
+                        .flatten();
+                    let Some((left, attr)) = access else {
+                        self.visit(value, false);
+                        continue;
+                    };
+                    if !accessed {
+                        match attr {
+                            "counts" | "session" => self.all_counts = true,
+                            "input" => self.all_input = true,
+                            _ => {}
+                        }
+                    }
+                    if is_access_to(left, "counts") {
+                        self.counts.insert(attr.to_owned());
+                    }
+                    if is_access_to(left, "input") {
+                        self.input.insert(attr.to_owned());
+                    }
+                    self.visit(left, true);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    self.visit(item, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tools(&self, all_tools: &[String]) -> Vec<String> {
+        all_tools
+            .iter()
+            .filter(|t| self.all_counts || self.counts.contains(t.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The `context.input` fields to carry; `None` for all of them.
+    fn input_fields(&self) -> Option<BTreeSet<String>> {
+        (!self.all_input).then(|| self.input.clone())
+    }
+}
+
+/// True when `expr` is `<something>.<attr>`.
+fn is_access_to(expr: &serde_json::Value, attr: &str) -> bool {
+    expr.get(".")
+        .and_then(|access| access.get("attr"))
+        .and_then(serde_json::Value::as_str)
+        == Some(attr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts_read(policies: &[&str]) -> Vec<String> {
+        let all: Vec<String> = ["crm.read", "payments.refund", "email.send"]
+            .map(String::from)
+            .to_vec();
+        let mut read = ContextReads::default();
+        for text in policies {
+            read.add(&Policy::from_str(text).expect("a valid policy"));
+        }
+        read.tools(&all)
+    }
+
+    #[test]
+    fn a_slice_carries_only_the_counts_its_policies_read() {
+        let refunds = r#"forbid (principal, action, resource)
+            when { context.session.counts["payments.refund"] >= 3 };"#;
+        let guarded = r#"permit (principal, action, resource)
+            when { context.session.counts has "email.send" && context.session.calls < 9 };"#;
+        assert_eq!(counts_read(&[refunds]), ["payments.refund"]);
+        assert_eq!(
+            counts_read(&[refunds, guarded]),
+            ["payments.refund", "email.send"]
+        );
+    }
+
+    #[test]
+    fn a_slice_whose_policies_never_read_counts_carries_none() {
+        let plain = r#"permit (principal, action, resource)
+            when { context.mode == "execute" && context.session.untrusted == false };"#;
+        assert!(counts_read(&[plain]).is_empty());
+    }
+
+    #[test]
+    fn using_the_counts_record_whole_carries_every_count() {
+        for whole in [
+            r#"permit (principal, action, resource) when { context.session.counts == {} };"#,
+            r#"permit (principal, action, resource) when { context.session == context.session };"#,
+            r#"permit (principal, action, resource) when { context == context };"#,
+        ] {
+            assert_eq!(counts_read(&[whole]).len(), 3, "{whole}");
+        }
+    }
+
+    fn input_read(policies: &[&str]) -> Option<BTreeSet<String>> {
+        let mut read = ContextReads::default();
+        for text in policies {
+            read.add(&Policy::from_str(text).expect("a valid policy"));
+        }
+        read.input_fields()
+    }
+
+    #[test]
+    fn a_slice_carries_only_the_arguments_its_policies_read() {
+        let amount = r#"forbid (principal, action, resource)
+            when { context.input.amount > 100 && context.input has currency };"#;
+        let nested = r#"permit (principal, action, resource)
+            when { context.input.meta.region == "eu" };"#;
+        let fields = input_read(&[amount, nested]).expect("named fields");
+        assert_eq!(
+            fields.into_iter().collect::<Vec<_>>(),
+            ["amount", "currency", "meta"]
+        );
+        let none = r#"permit (principal, action, resource) when { context.mode == "execute" };"#;
+        assert_eq!(input_read(&[none]), Some(BTreeSet::new()));
+    }
+
+    #[test]
+    fn using_the_arguments_whole_carries_every_argument() {
+        for whole in [
+            r#"permit (principal, action, resource) when { context.input == {} };"#,
+            r#"permit (principal, action, resource) when { context has input };"#,
+            r#"permit (principal, action, resource) when { context == context };"#,
+        ] {
+            assert_eq!(input_read(&[whole]), None, "{whole}");
+        }
     }
 }

@@ -124,7 +124,10 @@ impl PolicyBundle {
             Ok(p) => p,
             Err(reason) => return Decision::deny(reason),
         };
-        let input = match slice.input.to_cedar(req.input) {
+        let input = match slice
+            .input
+            .to_cedar_fields(req.input, slice.input_fields.as_ref())
+        {
             Ok(input) => input,
             Err(e) => {
                 return Decision::deny(format!(
@@ -133,7 +136,7 @@ impl PolicyBundle {
                 ));
             }
         };
-        let context = match self.context(input, req, approval) {
+        let context = match self.context(input, req, approval, &slice.session_counts) {
             Ok(c) => c,
             Err(e) => return Decision::deny(e.to_string()),
         };
@@ -291,6 +294,7 @@ impl PolicyBundle {
         input: RestrictedExpression,
         req: &AuthzRequest<'_>,
         approval: Option<Approval<'_>>,
+        counted: &[String],
     ) -> Result<Context, ContextError> {
         let approvers = approval.map_or(&[][..], |a| a.approvers);
         let mut pairs = self.common_context(req.user, req.task, req.mode)?;
@@ -309,7 +313,10 @@ impl PolicyBundle {
             ),
             ("findings".to_owned(), string_set(req.findings)),
         ]);
-        pairs.push(("session".to_owned(), self.session_record(req.session)?));
+        pairs.push((
+            "session".to_owned(),
+            self.session_record(req.session, counted)?,
+        ));
         Ok(Context::from_pairs(pairs)?)
     }
 
@@ -379,17 +386,18 @@ impl PolicyBundle {
     }
 
     /// `context.session`: `{ id, calls, tools, counts, classes, class_level, findings,
-    /// untrusted }`; `counts` has every catalog tool (0 when not called).
+    /// untrusted }`; `counts` has every tool the slice's policies read (0 when not called).
     fn session_record(
         &self,
         session: Option<&SessionState>,
+        counted: &[String],
     ) -> Result<RestrictedExpression, ContextError> {
         let empty = SessionState::default();
         let s = session.unwrap_or(&empty);
         let count = |n: u64| RestrictedExpression::new_long(i64::try_from(n).unwrap_or(i64::MAX));
-        let counts = self.slices.keys().map(|tool| {
+        let counts = counted.iter().map(|tool| {
             let n = s.tools.get(tool.as_str()).copied().unwrap_or(0);
-            (tool.as_str().to_owned(), count(n))
+            (tool.clone(), count(n))
         });
         let tools: Vec<String> = s.tools.keys().cloned().collect();
         let classes: Vec<String> = s.classes.iter().cloned().collect();
@@ -599,7 +607,9 @@ mod tests {
             ),
         ] {
             let typed = slice.input.to_cedar(req.input).unwrap();
-            let context = bundle.context(typed, &req, approval).unwrap();
+            // Every count, as the schema declares them; a decision carries only its slice's.
+            let counted: Vec<String> = bundle.slices.keys().map(ToString::to_string).collect();
+            let context = bundle.context(typed, &req, approval, &counted).unwrap();
             let principal = bundle.entities.agents["support-bot"].uid.clone();
             let checked = Request::new(
                 principal,

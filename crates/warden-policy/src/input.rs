@@ -6,6 +6,7 @@
 //! caller turns into a deny: a policy must never be evaluated against arguments it was not
 //! written for.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use cedar_policy::RestrictedExpression;
@@ -69,6 +70,24 @@ impl InputType {
         let args = if args.is_null() { &empty } else { args };
         convert(self, args, &Step::Root)
     }
+
+    /// Like [`InputType::to_cedar`], but only the top-level fields in `keep` (all, for `None`)
+    /// reach the value: every argument is still checked against its type, so a call whose
+    /// arguments do not fit is refused whichever fields its policies read.
+    pub fn to_cedar_fields(
+        &self,
+        args: &Value,
+        keep: Option<&BTreeSet<String>>,
+    ) -> Result<RestrictedExpression, ArgumentError> {
+        let empty = Value::Object(serde_json::Map::new());
+        let args = if args.is_null() { &empty } else { args };
+        match (self, args, keep) {
+            (InputType::Record(fields), Value::Object(map), Some(keep)) => {
+                record(fields, map, &Step::Root, |name| keep.contains(name))
+            }
+            _ => convert(self, args, &Step::Root),
+        }
+    }
 }
 
 fn convert(
@@ -108,7 +127,7 @@ fn convert(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RestrictedExpression::new_set(elements))
         }
-        (InputType::Record(fields), Value::Object(map)) => record(fields, map, at),
+        (InputType::Record(fields), Value::Object(map)) => record(fields, map, at, |_| true),
         (InputType::String, _) => Err(wrong("a string")),
         (InputType::Bool, _) => Err(wrong("a boolean")),
         (InputType::Long, _) => Err(wrong("an integer")),
@@ -118,19 +137,23 @@ fn convert(
     }
 }
 
-/// Only the typed fields survive: the rest is projected away.
+/// Only the typed fields survive: the rest is projected away, and of the typed ones, those
+/// `keep` refuses are checked but left out.
 fn record(
     fields: &[Field],
     map: &serde_json::Map<String, Value>,
     at: &Step<'_>,
+    keep: impl Fn(&str) -> bool,
 ) -> Result<RestrictedExpression, ArgumentError> {
     let mut attrs = Vec::with_capacity(fields.len());
     for field in fields {
         match map.get(&field.name) {
-            Some(v) => attrs.push((
-                field.name.clone(),
-                convert(&field.ty, v, &Step::Key(at, &field.name))?,
-            )),
+            Some(v) => {
+                let value = convert(&field.ty, v, &Step::Key(at, &field.name))?;
+                if keep(&field.name) {
+                    attrs.push((field.name.clone(), value));
+                }
+            }
             None if field.required => {
                 return Err(error(&Step::Key(at, &field.name), ArgumentProblem::Missing));
             }
@@ -276,5 +299,34 @@ mod tests {
             err.to_string(),
             "at `(arguments)`: expected an object, got an array"
         );
+    }
+
+    #[test]
+    fn an_argument_no_policy_reads_is_still_type_checked_but_left_out() {
+        let ty = InputType::Record(vec![
+            Field {
+                name: "amount".into(),
+                required: true,
+                ty: InputType::Long,
+            },
+            Field {
+                name: "note".into(),
+                required: false,
+                ty: InputType::String,
+            },
+        ]);
+        let keep = BTreeSet::from(["amount".to_owned()]);
+        let err = ty
+            .to_cedar_fields(&json!({"amount": 5, "note": 7}), Some(&keep))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "at `note`: expected a string, got an integer"
+        );
+        let kept = ty
+            .to_cedar_fields(&json!({"amount": 5, "note": "hi"}), Some(&keep))
+            .unwrap();
+        let all = ty.to_cedar(&json!({"amount": 5})).unwrap();
+        assert_eq!(format!("{kept:?}"), format!("{all:?}"));
     }
 }
