@@ -202,6 +202,8 @@ impl Columns {
 }
 
 impl BatchSink for PgSink {
+    type Row = EventRow;
+
     async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
         let c = Columns::of(rows);
         let mut tx = self

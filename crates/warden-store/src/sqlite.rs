@@ -49,7 +49,16 @@ pub struct SqliteStore {
     /// The writer task's own connection, so readers can never starve audit commits (the same
     /// pool as `pool` for an in-memory database, which has a single connection).
     writer_pool: SqlitePool,
-    writer: Writer,
+    writer: Writer<SqliteWrite>,
+}
+
+/// What the SQLite writer commits. SQLite has one write lock per database, so the per-call
+/// writes (the evidence records sealed around the upstream call, the session update) join the
+/// event batches' transactions instead of each waiting for the lock and paying its own fsync.
+pub(crate) enum SqliteWrite {
+    Event(EventRow),
+    Evidence(Box<warden_core::store::EvidenceRecord>),
+    SessionCall(Box<session::SessionCall>),
 }
 
 impl SqliteStore {
@@ -179,24 +188,36 @@ struct SqliteSink {
 }
 
 impl BatchSink for SqliteSink {
-    async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
+    type Row = SqliteWrite;
+
+    fn is_event(row: &SqliteWrite) -> bool {
+        matches!(row, SqliteWrite::Event(_))
+    }
+
+    async fn commit(&mut self, rows: &[SqliteWrite]) -> Result<u64, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error(e, "starting the event transaction"))?;
-        let first: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, "reading the next seq"))?;
-        let mut seq = first;
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let n = chunk_len(rest.len());
-            let (chunk, tail) = rest.split_at(n);
-            insert_events(&mut tx, seq, chunk).await?;
-            seq += n as i64;
-            rest = tail;
+        let events: Vec<&EventRow> = rows
+            .iter()
+            .filter_map(|row| match row {
+                SqliteWrite::Event(event) => Some(event),
+                _ => None,
+            })
+            .collect();
+        let first = if events.is_empty() {
+            0
+        } else {
+            insert_event_batch(&mut tx, &events).await?
+        };
+        for row in rows {
+            match row {
+                SqliteWrite::Event(_) => {}
+                SqliteWrite::Evidence(record) => evidence::insert_evidence(&mut tx, record).await?,
+                SqliteWrite::SessionCall(call) => session::write_session_call(&mut tx, call).await?,
+            }
         }
         tx.commit()
             .await
@@ -205,10 +226,31 @@ impl BatchSink for SqliteSink {
     }
 }
 
+/// Insert `events` after the last committed one; return the first one's `seq`.
+async fn insert_event_batch(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    events: &[&EventRow],
+) -> Result<i64, StoreError> {
+    let first: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| db_error(e, "reading the next seq"))?;
+    let mut seq = first;
+    let mut rest = events;
+    while !rest.is_empty() {
+        let n = chunk_len(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        insert_events(tx, seq, chunk).await?;
+        seq += n as i64;
+        rest = tail;
+    }
+    Ok(first)
+}
+
 async fn insert_events(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     first: i64,
-    rows: &[EventRow],
+    rows: &[&EventRow],
 ) -> Result<(), StoreError> {
     let mut query = sqlx::query(AssertSqlSafe(insert_events_sql(rows.len())));
     for (seq, row) in (first..).zip(rows) {
@@ -262,7 +304,8 @@ fn insert_events_sql(rows: usize) -> String {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
-        self.writer.append(EventRow::from_event(event)?).await
+        let row = EventRow::from_event(event)?;
+        self.writer.append(SqliteWrite::Event(row)).await
     }
 
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

@@ -1,4 +1,5 @@
-//! The group-commit writer: one task per store owns all event inserts.
+//! The group-commit writer: one task per store owns all event inserts (and, where the backend
+//! has a single write lock, the other per-call writes that would otherwise queue for it).
 //!
 //! `append` sends `(row, reply)` over a bounded channel. The writer takes one request, drains
 //! whatever else is already queued (up to `batch_max`), hands the batch to its [`BatchSink`]
@@ -17,11 +18,20 @@ use warden_core::store::StoreError;
 use crate::codec::EventRow;
 use crate::error::copy_error;
 
-/// Writes a batch of events in one transaction.
+/// Writes a batch of rows in one transaction.
 pub(crate) trait BatchSink: Send + 'static {
+    /// What the writer queues: an event row, or a backend's own mix of rows.
+    type Row: Send + Sync + 'static;
+
+    /// Whether `row` is an audit event, which takes the next `seq`. Other rows only share the
+    /// batch's transaction; their waiters are answered with `0`.
+    fn is_event(_row: &Self::Row) -> bool {
+        true
+    }
+
     /// Insert `rows` in order, in one transaction, and commit; return the `seq` given to the
-    /// first row (the others follow contiguously). Nothing is committed on error.
-    fn commit(&mut self, rows: &[EventRow])
+    /// first event row (the other events follow contiguously). Nothing is committed on error.
+    fn commit(&mut self, rows: &[Self::Row])
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
@@ -66,22 +76,22 @@ impl Counters {
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
-struct Request {
-    row: EventRow,
+struct Request<R> {
+    row: R,
     reply: Reply,
 }
 
 /// The handle appenders use; owns the writer task.
-pub(crate) struct Writer {
-    tx: mpsc::Sender<Request>,
+pub(crate) struct Writer<R = EventRow> {
+    tx: mpsc::Sender<Request<R>>,
     counters: Arc<Counters>,
     stop: Arc<Notify>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Writer {
+impl<R: Send + Sync + 'static> Writer<R> {
     /// Spawn the writer task on the current Tokio runtime.
-    pub fn spawn<S: BatchSink>(sink: S, batch_max: usize) -> Self {
+    pub fn spawn<S: BatchSink<Row = R>>(sink: S, batch_max: usize) -> Self {
         let batch_max = batch_max.max(1);
         let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(1024));
         let counters = Arc::new(Counters::default());
@@ -95,8 +105,8 @@ impl Writer {
         }
     }
 
-    /// Queue `row` and wait until it is committed.
-    pub async fn append(&self, row: EventRow) -> Result<u64, StoreError> {
+    /// Queue `row` and wait until it is committed; an event's answer is its `seq`.
+    pub async fn append(&self, row: R) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { row, reply })
@@ -123,7 +133,7 @@ impl Writer {
 
 async fn run<S: BatchSink>(
     mut sink: S,
-    mut rx: mpsc::Receiver<Request>,
+    mut rx: mpsc::Receiver<Request<S::Row>>,
     stop: Arc<Notify>,
     batch_max: usize,
     counters: Arc<Counters>,
@@ -145,11 +155,11 @@ async fn run<S: BatchSink>(
 }
 
 /// The next request; after a stop, only those already queued, then `None`.
-async fn next_request(
-    rx: &mut mpsc::Receiver<Request>,
+async fn next_request<R>(
+    rx: &mut mpsc::Receiver<Request<R>>,
     stop: &Notify,
     closing: &mut bool,
-) -> Option<Request> {
+) -> Option<Request<R>> {
     if !*closing {
         tokio::select! {
             biased;
@@ -163,7 +173,7 @@ async fn next_request(
     rx.recv().await
 }
 
-fn push(request: Request, rows: &mut Vec<EventRow>, replies: &mut Vec<Reply>) {
+fn push<R>(request: Request<R>, rows: &mut Vec<R>, replies: &mut Vec<Reply>) {
     rows.push(request.row);
     replies.push(request.reply);
 }
@@ -172,17 +182,24 @@ fn push(request: Request, rows: &mut Vec<EventRow>, replies: &mut Vec<Reply>) {
 /// that only the offending events fail.
 async fn commit_batch<S: BatchSink>(
     sink: &mut S,
-    rows: &[EventRow],
+    rows: &[S::Row],
     replies: &mut Vec<Reply>,
     counters: &Counters,
 ) {
     match sink.commit(rows).await {
         Ok(first) => {
-            counters.committed(rows.len());
-            for (seq, reply) in (first..).zip(replies.drain(..)) {
-                // A waiter that gave up is fine: its event is committed all the same.
-                let _ = reply.send(Ok(seq));
+            let mut seq = first;
+            for (row, reply) in rows.iter().zip(replies.drain(..)) {
+                let answer = if S::is_event(row) {
+                    seq += 1;
+                    seq - 1
+                } else {
+                    0
+                };
+                // A waiter that gave up is fine: its row is committed all the same.
+                let _ = reply.send(Ok(answer));
             }
+            counters.committed(usize::try_from(seq - first).unwrap_or(usize::MAX));
         }
         Err(StoreError::Conflict(_)) if rows.len() > 1 => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -202,12 +219,12 @@ async fn commit_batch<S: BatchSink>(
 
 async fn commit_one<S: BatchSink>(
     sink: &mut S,
-    row: &EventRow,
+    row: &S::Row,
     counters: &Counters,
 ) -> Result<u64, StoreError> {
     let result = sink.commit(std::slice::from_ref(row)).await;
     match &result {
-        Ok(_) => counters.committed(1),
+        Ok(_) => counters.committed(usize::from(S::is_event(row))),
         Err(_) => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
         }
@@ -227,6 +244,7 @@ mod tests {
     }
 
     impl BatchSink for MemorySink {
+        type Row = EventRow;
         async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
             if rows.iter().any(|r| r.id.starts_with("dup")) {
                 return Err(StoreError::Conflict("duplicate id".into()));
@@ -237,10 +255,33 @@ mod tests {
         }
     }
 
+    /// Commits events and notes (rows that are not events) in memory.
+    struct MixedSink {
+        next: u64,
+    }
+
+    enum Mixed {
+        Event,
+        Note,
+    }
+
+    impl BatchSink for MixedSink {
+        type Row = Mixed;
+        fn is_event(row: &Mixed) -> bool {
+            matches!(row, Mixed::Event)
+        }
+        async fn commit(&mut self, rows: &[Mixed]) -> Result<u64, StoreError> {
+            let first = self.next;
+            self.next += rows.iter().filter(|r| Self::is_event(r)).count() as u64;
+            Ok(first)
+        }
+    }
+
     /// Fails every commit, like a full disk.
     struct FailingSink;
 
     impl BatchSink for FailingSink {
+        type Row = EventRow;
         async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
             Err(StoreError::Database("disk I/O error".into()))
         }
@@ -250,6 +291,7 @@ mod tests {
     struct PanickingSink;
 
     impl BatchSink for PanickingSink {
+        type Row = EventRow;
         async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
             panic!("writer bug")
         }
@@ -272,6 +314,21 @@ mod tests {
         assert_eq!(a?, 0);
         assert!(matches!(b, Err(StoreError::Conflict(_))));
         assert_eq!(c?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn rows_that_are_not_events_take_no_seq_and_are_not_counted_as_events()
+    -> Result<(), StoreError> {
+        let writer = Writer::spawn(MixedSink { next: 0 }, 16);
+        let (a, note, b) = tokio::join!(
+            writer.append(Mixed::Event),
+            writer.append(Mixed::Note),
+            writer.append(Mixed::Event)
+        );
+        assert_eq!((a?, note?, b?), (0, 0, 1));
+        assert_eq!(writer.append(Mixed::Event).await?, 2);
+        assert_eq!(writer.stats().events, 3);
         Ok(())
     }
 

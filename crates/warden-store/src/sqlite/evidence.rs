@@ -5,11 +5,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 use warden_core::event::AuditEvent;
 use warden_core::store::{Artifact, EvidenceRecord, EvidenceStore, LegalHold, StoreError};
 
-use super::SqliteStore;
+use super::{SqliteStore, SqliteWrite};
 use crate::codec::{event_from_body, parse_opt_time, parse_time, time_text};
 use crate::error::db_error;
 use crate::evidence::{
@@ -52,35 +52,47 @@ const EXPIRED_UNHELD: &str = "shredded_at IS NULL AND expires_at IS NOT NULL AND
      AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.scope = 'event:' || evidence.event_id \
      OR (evidence.agent IS NOT NULL AND h.scope = 'agent:' || evidence.agent))";
 
+/// Insert one evidence record inside the writer's transaction.
+pub(super) async fn insert_evidence(
+    conn: &mut SqliteConnection,
+    r: &EvidenceRecord,
+) -> Result<(), StoreError> {
+    let shredded = r.shredded_at.is_some();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&r.event_id)
+    .bind(r.artifact.as_str())
+    .bind(&r.class)
+    .bind(&r.agent)
+    .bind(time_text(r.created_at))
+    .bind(r.expires_at.map(time_text))
+    .bind(&r.key_id)
+    .bind((!shredded).then(|| r.wrapped_key.as_slice()))
+    .bind((!shredded).then(|| r.ciphertext.as_slice()))
+    .bind(r.shredded_at.map(time_text))
+    .execute(conn)
+    .await
+    .map_err(|e| {
+        db_error(
+            e,
+            format_args!(
+                "storing the {} of event {}",
+                r.artifact.as_str(),
+                r.event_id
+            ),
+        )
+    })?;
+    Ok(())
+}
+
 #[async_trait]
 impl EvidenceStore for SqliteStore {
     async fn put_evidence(&self, r: &EvidenceRecord) -> Result<(), StoreError> {
-        let shredded = r.shredded_at.is_some();
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(&r.event_id)
-        .bind(r.artifact.as_str())
-        .bind(&r.class)
-        .bind(&r.agent)
-        .bind(time_text(r.created_at))
-        .bind(r.expires_at.map(time_text))
-        .bind(&r.key_id)
-        .bind((!shredded).then(|| r.wrapped_key.clone()))
-        .bind((!shredded).then(|| r.ciphertext.clone()))
-        .bind(r.shredded_at.map(time_text))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                e,
-                format_args!(
-                    "storing the {} of event {}",
-                    r.artifact.as_str(),
-                    r.event_id
-                ),
-            )
-        })?;
+        // Through the writer: the record shares a group commit with the events around it.
+        self.writer
+            .append(SqliteWrite::Evidence(Box::new(r.clone())))
+            .await?;
         Ok(())
     }
 

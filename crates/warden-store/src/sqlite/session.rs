@@ -1,11 +1,12 @@
-//! [`SessionStore`] on SQLite: one transaction of upserts per recorded call.
+//! [`SessionStore`] on SQLite: the upserts of a recorded call run in the writer's group commit.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 use warden_core::session::{SessionState, SessionStore, SessionUpdate, ShadowDiff};
 use warden_core::store::StoreError;
 
-use super::SqliteStore;
+use super::{SqliteStore, SqliteWrite};
 use crate::codec::{parse_time, time_text};
 use crate::error::db_error;
 use crate::session::{marks, policies_from_db, policies_text, session_from_rows};
@@ -24,6 +25,62 @@ type DiffRow = (
     String,
     String,
 );
+
+/// One call to count in a session, queued for the writer.
+pub(crate) struct SessionCall {
+    pub agent: String,
+    pub session: String,
+    pub update: SessionUpdate,
+}
+
+/// Count one call in its session, inside the writer's transaction.
+pub(super) async fn write_session_call(
+    conn: &mut SqliteConnection,
+    call: &SessionCall,
+) -> Result<(), StoreError> {
+    let SessionCall {
+        agent,
+        session,
+        update,
+    } = call;
+    let what = || format!("recording a call in session `{session}` of agent `{agent}`");
+    let at = time_text(update.at);
+    sqlx::query(
+        "INSERT INTO sessions (agent, session, started_at, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (agent, session) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(agent)
+    .bind(session)
+    .bind(&at)
+    .bind(&at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(e, what()))?;
+    sqlx::query(
+        "INSERT INTO session_tools (agent, session, tool, calls) VALUES (?, ?, ?, 1) \
+         ON CONFLICT (agent, session, tool) DO UPDATE SET calls = session_tools.calls + 1",
+    )
+    .bind(agent)
+    .bind(session)
+    .bind(&update.tool)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(e, what()))?;
+    for (kind, name) in marks(update) {
+        sqlx::query(
+            "INSERT INTO session_marks (agent, session, kind, name) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(agent)
+        .bind(session)
+        .bind(kind)
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(e, what()))?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -72,44 +129,14 @@ impl SessionStore for SqliteStore {
         session: &str,
         update: &SessionUpdate,
     ) -> Result<SessionState, StoreError> {
-        let what = || format!("recording a call in session `{session}` of agent `{agent}`");
-        let at = time_text(update.at);
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(e, what()))?;
-        sqlx::query(
-            "INSERT INTO sessions (agent, session, started_at, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (agent, session) DO UPDATE SET updated_at = excluded.updated_at",
-        )
-        .bind(agent)
-        .bind(session)
-        .bind(&at)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, what()))?;
-        sqlx::query(
-            "INSERT INTO session_tools (agent, session, tool, calls) VALUES (?, ?, ?, 1) \
-             ON CONFLICT (agent, session, tool) DO UPDATE SET calls = session_tools.calls + 1",
-        )
-        .bind(agent)
-        .bind(session)
-        .bind(&update.tool)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, what()))?;
-        for (kind, name) in marks(update) {
-            sqlx::query(
-                "INSERT INTO session_marks (agent, session, kind, name) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(agent)
-            .bind(session)
-            .bind(kind)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, what()))?;
-        }
-        tx.commit().await.map_err(|e| db_error(e, what()))?;
+        // Through the writer: the update shares a group commit with the calls' events.
+        self.writer
+            .append(SqliteWrite::SessionCall(Box::new(SessionCall {
+                agent: agent.to_owned(),
+                session: session.to_owned(),
+                update: update.clone(),
+            })))
+            .await?;
         self.session(agent, session)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session `{session}`")))
