@@ -2,22 +2,8 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, rest_call as call};
 use serde_json::{Value, json};
-
-async fn call(base: &str, key: &str, tool: &str, args: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/tools/call"))
-        .bearer_auth(key)
-        .json(&json!({"name": tool, "arguments": args}))
-        .send()
-        .await
-        .expect("the gateway answers");
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
 
 fn ok(out: std::process::Output) {
     assert!(

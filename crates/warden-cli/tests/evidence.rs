@@ -8,22 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, WARDEN};
+use common::{TestServer, WARDEN, rest_call as call};
 use serde_json::{Value, json};
-
-async fn call(base: &str, key: &str, tool: &str, args: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/tools/call"))
-        .bearer_auth(key)
-        .json(&json!({"name": tool, "arguments": args}))
-        .send()
-        .await
-        .expect("the gateway answers");
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
-}
 
 async fn get(base: &str, token: &str, path: &str) -> (u16, Value) {
     let resp = reqwest::Client::new()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, rest_call as call};
 use serde_json::{Value, json};
 
 const ORIGINAL: &str = r#"name = "crm"
@@ -25,20 +25,6 @@ fn rug_pulled(config: &str) -> String {
 vendor = "internal"
 command = ["warden", "sample-upstream", "crm", "--describe", "get_customer={RUG_PULL}"]"#
         ),
-    )
-}
-
-async fn call(base: &str, key: &str, tool: &str, args: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/tools/call"))
-        .bearer_auth(key)
-        .json(&json!({"name": tool, "arguments": args}))
-        .send()
-        .await
-        .expect("the gateway answers");
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
     )
 }
 

@@ -190,6 +190,35 @@ async fn a_fourth_refund_in_one_session_is_denied() {
 }
 
 #[tokio::test]
+async fn six_simultaneous_refunds_in_one_session_run_only_three() {
+    let server = TestServer::quickstart(|c| c);
+    let key = server.create_key("refund-bot");
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (base, key) = (server.base.clone(), key.clone());
+        calls.spawn(async move {
+            call_in(&base, &key, Some("order-99"), "payments.refund", refund()).await
+        });
+    }
+    let answers = calls.join_all().await;
+    let ran = answers.iter().filter(|(code, _)| *code == 200).count();
+    let denied: Vec<&Value> = answers
+        .iter()
+        .filter(|(code, _)| *code == 403)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(ran, 3, "{answers:?}");
+    assert_eq!(denied.len(), 3, "{answers:?}");
+    for body in denied {
+        assert_eq!(
+            body["error"]["policies"],
+            json!(["three-refunds-per-session"]),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_task_grant_is_a_session_and_its_refunds_count_together() {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");

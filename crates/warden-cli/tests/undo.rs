@@ -553,3 +553,43 @@ async fn with_irreversible_actions_needing_approval_an_email_waits_and_an_undo_r
     assert_eq!(ran["approvers"], json!(["alice"]));
     assert_eq!(undo(&server, &original).await.0, 409, "and only once");
 }
+
+#[tokio::test]
+async fn undos_count_against_the_compensating_tools_rate_limit() {
+    let server = TestServer::quickstart(|c| {
+        c.replacen(
+            "[[tools]]\nname = \"payments.list_refunds\"",
+            "[[tools]]\nname = \"payments.cancel_refund\"\nrisk = \"high\"\nlimits = [{ calls = 1, per_secs = 3600 }]\n\n[[tools]]\nname = \"payments.list_refunds\"",
+            1,
+        )
+    });
+    let key = server.create_key("refund-bot");
+    let mut originals = Vec::new();
+    for customer in ["C001", "C002"] {
+        let (code, body) = call(
+            &server.base,
+            &key,
+            "payments.refund",
+            refund(1500, customer),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        originals.push(ok_event(&body));
+    }
+    let (code, body) = undo(&server, &originals[0]).await;
+    assert_eq!(code, 200, "the first undo fits the limit: {body}");
+    let (code, body) = undo(&server, &originals[1]).await;
+    assert_eq!(code, 403, "the second undo is over 1 call per hour: {body}");
+    assert_eq!(
+        body["error"]["policies"],
+        json!(["warden:rate-limit"]),
+        "{body}"
+    );
+    let listed = refunds(&server, &key).await;
+    let cancelled = listed.iter().filter(|r| r["status"] == "cancelled").count();
+    assert_eq!(
+        cancelled, 1,
+        "only the first refund was cancelled: {listed:?}"
+    );
+}

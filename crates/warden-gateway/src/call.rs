@@ -85,6 +85,9 @@ pub struct Call {
     pub session_key: Option<String>,
     /// What the session did before this call (loaded by authorize).
     pub session: Option<warden_core::session::SessionState>,
+    /// The session's lock, from authorize until the call is dropped after record: calls of
+    /// one session are decided and counted one at a time.
+    pub session_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Set by execute just before the upstream is called: the call counts in its session.
     pub attempted: bool,
     /// A difference between the active and the shadow bundle's decision, recorded after the
@@ -121,6 +124,7 @@ impl Call {
             data: None,
             session_key: None,
             session: None,
+            session_guard: None,
             attempted: false,
             shadow_diff: None,
         }
@@ -235,13 +239,18 @@ pub struct CallResponse {
     pub refusal: Option<Refusal>,
     /// The approval request holding this call, when it is pending.
     pub approval_id: Option<String>,
+    /// The sandbox twin the call ran against instead of the tool's upstream (sandbox mode).
+    pub sandbox: Option<String>,
 }
 
 impl CallResponse {
     /// One line for an agent: what happened, why, which policies, and the event to look up.
     pub fn explanation(&self) -> String {
         match &self.refusal {
-            None => format!("ok (event {})", self.event_id),
+            None => match &self.sandbox {
+                Some(twin) => format!("ok, run in sandbox `{twin}` (event {})", self.event_id),
+                None => format!("ok (event {})", self.event_id),
+            },
             Some(r) => {
                 let verb = match r.kind {
                     RefusalKind::Denied => "denied",

@@ -47,6 +47,8 @@ pub struct Shared {
     pub vault: warden_vault::MasterKey,
     /// Tools withheld because their definitions changed since they were pinned.
     pub pins: crate::pinning::Pins,
+    /// Calls of one session run one at a time between authorize and record.
+    pub session_locks: crate::session::SessionLocks,
     agents: HashMap<String, Arc<Agent>>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// The candidate bundle of `[policy] shadow`, set once at start.
@@ -202,6 +204,7 @@ impl Gateway {
             protection,
             vault: parts.vault_key,
             pins: crate::pinning::Pins::default(),
+            session_locks: crate::session::SessionLocks::default(),
             switches: Switches::new(
                 parts.store.clone() as Arc<dyn warden_core::store::ControlStore>
             ),
@@ -670,8 +673,12 @@ impl Gateway {
                     // The shadow bundle decides nothing, so its bookkeeping fails nothing.
                     tracing::warn!(error = %e, event = %event_id, "could not record a shadow-policy difference");
                 }
+                let sandbox = (call.mode == warden_core::Mode::Sandbox && call.attempted)
+                    .then(|| call.target_upstream.clone())
+                    .flatten();
                 CallResponse {
                     approval_id: call.approval_id.clone(),
+                    sandbox,
                     event_id,
                     outcome,
                     policies: call.event.policies.clone(),
@@ -683,6 +690,7 @@ impl Gateway {
                 tracing::error!(error = %e, event = %event_id, "audit commit failed; withholding the result");
                 CallResponse {
                     approval_id: None,
+                    sandbox: None,
                     event_id,
                     outcome: Outcome::Failed,
                     policies: call.event.policies.clone(),

@@ -148,6 +148,7 @@ fn to_mcp_result(response: CallResponse) -> CallToolResult {
         "outcome": response.outcome.as_str(),
         "policies": response.policies,
         "approval_id": response.approval_id,
+        "sandbox": response.sandbox,
     });
     if let Some(result) = response.result.clone()
         && let Ok(mut r) = serde_json::from_value::<CallToolResult>(result)

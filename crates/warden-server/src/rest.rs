@@ -158,6 +158,7 @@ pub async fn call_tool(
         "event_id": response.event_id,
         "outcome": response.outcome.as_str(),
         "approval_id": response.approval_id,
+        "sandbox": response.sandbox,
         "result": response.result,
         "error": response.refusal.as_ref().map(|r| json!({
             "kind": r.kind, "message": r.message, "policies": r.policies, "explanation": response.explanation(),
@@ -655,6 +656,7 @@ pub async fn undo_event(
         "event_id": response.event_id,
         "outcome": response.outcome.as_str(),
         "approval_id": response.approval_id,
+        "sandbox": response.sandbox,
         "result": response.result,
         "error": response.refusal.as_ref().map(|r| json!({
             "kind": r.kind, "message": response.explanation(), "policies": r.policies,

@@ -55,6 +55,9 @@ pub struct SqliteStore {
 /// What the SQLite writer commits. SQLite has one write lock per database, so the per-call
 /// writes (the evidence records sealed around the upstream call, the session update) join the
 /// event batches' transactions instead of each waiting for the lock and paying its own fsync.
+// Events are nearly every row the writer sees: they stay inline (no allocation per event), the
+// rare rows are boxed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SqliteWrite {
     Event(EventRow),
     Evidence(Box<warden_core::store::EvidenceRecord>),
@@ -216,7 +219,9 @@ impl BatchSink for SqliteSink {
             match row {
                 SqliteWrite::Event(_) => {}
                 SqliteWrite::Evidence(record) => evidence::insert_evidence(&mut tx, record).await?,
-                SqliteWrite::SessionCall(call) => session::write_session_call(&mut tx, call).await?,
+                SqliteWrite::SessionCall(call) => {
+                    session::write_session_call(&mut tx, call).await?
+                }
             }
         }
         tx.commit()

@@ -31,8 +31,10 @@ pub(crate) trait BatchSink: Send + 'static {
 
     /// Insert `rows` in order, in one transaction, and commit; return the `seq` given to the
     /// first event row (the other events follow contiguously). Nothing is committed on error.
-    fn commit(&mut self, rows: &[Self::Row])
-    -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn commit(
+        &mut self,
+        rows: &[Self::Row],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Counters of a store's writer, for tests, metrics and benchmarks.

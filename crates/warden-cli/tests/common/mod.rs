@@ -180,3 +180,23 @@ fn http_get(url: &str) -> Option<String> {
     s.read_to_string(&mut body).ok()?;
     body.starts_with("HTTP/1.1 200").then_some(body)
 }
+
+/// `tools/call` over REST as the agent holding `key`: the status and the JSON body.
+pub async fn rest_call(
+    base: &str,
+    key: &str,
+    tool: &str,
+    args: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/tools/call"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"name": tool, "arguments": args}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -68,8 +68,8 @@ pub(super) async fn insert_evidence(
     .bind(time_text(r.created_at))
     .bind(r.expires_at.map(time_text))
     .bind(&r.key_id)
-    .bind((!shredded).then(|| r.wrapped_key.as_slice()))
-    .bind((!shredded).then(|| r.ciphertext.as_slice()))
+    .bind((!shredded).then_some(r.wrapped_key.as_slice()))
+    .bind((!shredded).then_some(r.ciphertext.as_slice()))
     .bind(r.shredded_at.map(time_text))
     .execute(conn)
     .await
