@@ -24,8 +24,11 @@ fn audit_event(server: &TestServer, id: &str) -> Value {
         .unwrap_or_else(|| panic!("event {id} is in the audit log"))
 }
 
+/// The customer record's notes; a read that withheld them would make "unchanged" vacuous.
 fn notes(result: &Value) -> Value {
-    result["structuredContent"]["notes"].clone()
+    let notes = result["structuredContent"]["notes"].clone();
+    assert!(notes.is_string(), "the record carries its notes: {result}");
+    notes
 }
 
 #[tokio::test]
