@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 import traceback
+import uuid
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -113,6 +114,32 @@ async def a_call_waiting_for_approval_reports_progress(args, revision):
     await session(args.url, args.refund_key, revision, body)
 
 
+async def three_refunds_per_session_hold_for_a_real_client(args, revision):
+    """The quickstart allows three refunds per session. A 2025-11-25 client is in the MCP session
+    Warden opened at `initialize`; a 2026-07-28 client has no MCP session and names its own."""
+    tag = f"{revision}-{uuid.uuid4().hex}"
+    refund = {"amount": 700, "currency": "EUR", "customer_id": "C002"}
+
+    def meta():
+        return None if revision == "handshake" else {"session": tag}
+
+    async def four_refunds(s):
+        answers = [await s.call_tool("payments.refund", refund, meta=meta()) for _ in range(4)]
+        for r in answers[:3]:
+            check(not r.is_error, f"the first three refunds run: {text_of(r)}")
+        fourth = answers[3]
+        check(fourth.is_error, f"the fourth refund in one session must be denied: {text_of(fourth)}")
+        check(warden_meta(fourth).get("policies") == ["three-refunds-per-session"], f"{warden_meta(fourth)}")
+
+    await session(args.url, args.refund_key, revision, four_refunds)
+
+    async def a_new_session_may_refund(s):
+        r = await s.call_tool("payments.refund", refund, meta=None if revision == "handshake" else {"session": tag + "-2"})
+        check(not r.is_error, f"a new session starts with no refunds: {text_of(r)}")
+
+    await session(args.url, args.refund_key, revision, a_new_session_may_refund)
+
+
 async def an_unknown_tool_is_a_clear_error(args, revision):
     async def body(s):
         r = await s.call_tool("crm.drop_database", {})
@@ -175,6 +202,7 @@ SCENARIOS = [
     support_is_denied_a_refund_by_policy,
     a_refund_over_the_limit_is_denied_naming_the_policy,
     a_call_waiting_for_approval_reports_progress,
+    three_refunds_per_session_hold_for_a_real_client,
     an_unknown_tool_is_a_clear_error,
     arguments_of_the_wrong_type_are_refused,
     a_third_party_upstream_is_governed,

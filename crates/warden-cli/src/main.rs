@@ -87,6 +87,13 @@ enum Command {
         /// upstream that changes a tool's definition, for tool pinning.
         #[arg(long = "describe", value_name = "TOOL=TEXT")]
         describe: Vec<String>,
+        /// Read the replacements from FILE instead, one TOOL=TEXT per line (stdio only).
+        #[arg(long, value_name = "FILE", conflicts_with = "describe")]
+        describe_from: Option<std::path::PathBuf>,
+        /// Watch the --describe-from file, and announce each change to the client with
+        /// `notifications/tools/list_changed`.
+        #[arg(long, requires = "describe_from")]
+        announce_changes: bool,
     },
     /// Agent registry and credentials.
     #[command(subcommand)]
@@ -148,7 +155,15 @@ async fn run(command: Command) -> ExitCode {
             kind,
             http,
             describe,
-        } => serve::sample_upstream_described(kind, http, describe).await,
+            describe_from,
+            announce_changes,
+        } => match describe_from {
+            Some(file) if http.is_none() => {
+                warden_samples::serve_stdio_from_file(kind, file, announce_changes).await
+            }
+            Some(_) => Err(anyhow::anyhow!("--describe-from works only over stdio")),
+            None => serve::sample_upstream_described(kind, http, describe).await,
+        },
         Command::Init { dir } => serve::init(&dir),
         Command::Check(c) => return serve::check(&c.config).await,
         Command::Schema(c) => return serve::schema(&c.config).await,

@@ -228,13 +228,10 @@ pub async fn sample_upstream_described(
     if http.is_some() {
         anyhow::bail!("--describe works only over stdio");
     }
-    let mut descriptions = warden_samples::Descriptions::new();
-    for d in describe {
-        let Some((tool, text)) = d.split_once('=') else {
-            anyhow::bail!("--describe takes TOOL=TEXT, got `{d}`");
-        };
-        descriptions.insert(tool.to_owned(), text.to_owned());
-    }
+    let descriptions = describe
+        .iter()
+        .map(|d| warden_samples::parse_description(d))
+        .collect::<anyhow::Result<_>>()?;
     warden_samples::serve_stdio_with(kind, descriptions).await
 }
 

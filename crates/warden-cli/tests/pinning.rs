@@ -239,18 +239,133 @@ async fn an_upstream_with_pinning_off_keeps_its_changed_tools() {
             .await
             .contains(&"crm.get_customer".to_owned())
     );
-    let (status, body) = call(
-        &server.base,
-        &support,
-        "crm.get_customer",
-        json!({"customer_id": "C001"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(get_customer(&server.base, &support).await.0, 200);
     let pins = stdout_of(server.cli(&["tools", "pins"]));
     assert!(!pins.contains("crm.get_customer"), "not pinned: {pins}");
     assert!(
         pins.contains("payments.refund"),
         "other upstreams are: {pins}"
     );
+}
+
+/// The quickstart's crm upstream, reading its tool descriptions from `file` while it runs.
+fn described_from(config: &str, file: &std::path::Path, announce: bool) -> String {
+    assert!(
+        config.contains(ORIGINAL),
+        "the quickstart's crm upstream moved"
+    );
+    let announce = if announce {
+        r#", "--announce-changes""#
+    } else {
+        ""
+    };
+    config.replace(
+        ORIGINAL,
+        &format!(
+            r#"name = "crm"
+vendor = "internal"
+command = ["warden", "sample-upstream", "crm", "--describe-from", "{}"{announce}]"#,
+            file.display()
+        ),
+    )
+}
+
+/// Poll the agent's tool listing until `tool` is gone from it.
+async fn wait_until_hidden(base: &str, key: &str, tool: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let tools = listed(base, key).await;
+        if !tools.iter().any(|t| t == tool) {
+            return tools;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{tool} is still listed: {tools:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Kill -9 every process whose command line mentions `marker`; returns how many there were.
+fn kill_processes_mentioning(marker: &str) -> usize {
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let status = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .expect("kill runs");
+            killed += usize::from(status.success());
+        }
+    }
+    killed
+}
+
+async fn get_customer(base: &str, key: &str) -> (u16, Value) {
+    call(
+        base,
+        key,
+        "crm.get_customer",
+        json!({"customer_id": "C001"}),
+    )
+    .await
+}
+
+async fn assert_denied_by_pin(base: &str, key: &str) {
+    let (status, body) = get_customer(base, key).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["policies"], json!(["warden:tool-pin"]));
+}
+
+#[tokio::test]
+async fn a_tool_changed_while_running_is_hidden_once_its_upstream_announces_it() {
+    let descriptions = tempfile::tempdir().expect("a temp dir");
+    let file = descriptions.path().join("crm-descriptions");
+    let server = TestServer::quickstart(|c| described_from(&c, &file, true));
+    let support = server.create_key("support-bot");
+    assert_eq!(get_customer(&server.base, &support).await.0, 200);
+
+    // Neither Warden nor the upstream restarts: the upstream announces the change.
+    std::fs::write(&file, format!("get_customer={RUG_PULL}\n")).expect("write descriptions");
+    let tools = wait_until_hidden(&server.base, &support, "crm.get_customer").await;
+    assert!(
+        tools.contains(&"crm.search_customers".to_owned()),
+        "others stay: {tools:?}"
+    );
+    assert_denied_by_pin(&server.base, &support).await;
+    let diff = stdout_of(server.cli(&["tools", "diff", "crm.get_customer"]));
+    assert!(diff.contains(&format!("+ {RUG_PULL}")), "{diff}");
+    assert!(
+        server.log().contains("tool definitions changed"),
+        "the change is logged"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_changed_across_an_upstream_restart_is_hidden() {
+    let descriptions = tempfile::tempdir().expect("a temp dir");
+    let file = descriptions.path().join("crm-descriptions");
+    let server = TestServer::quickstart(|c| described_from(&c, &file, false));
+    let support = server.create_key("support-bot");
+    assert_eq!(get_customer(&server.base, &support).await.0, 200);
+
+    // This upstream says nothing of the change; it shows when the upstream process comes back.
+    std::fs::write(&file, format!("get_customer={RUG_PULL}\n")).expect("write descriptions");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        listed(&server.base, &support)
+            .await
+            .contains(&"crm.get_customer".to_owned()),
+        "an unannounced change is not seen before the restart"
+    );
+    let marker = file.to_string_lossy().into_owned();
+    assert_eq!(kill_processes_mentioning(&marker), 1, "one crm upstream");
+    wait_until_hidden(&server.base, &support, "crm.get_customer").await;
+    assert_denied_by_pin(&server.base, &support).await;
 }

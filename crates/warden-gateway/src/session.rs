@@ -3,9 +3,10 @@
 //! A call's session is, in order: the MCP session (`Mcp-Session-Id`), else the task grant of the
 //! task token it used, else an explicit id the agent sent (`_meta.session` on MCP, `session` in
 //! the REST body). Keys are `mcp:<id>`, `task:<task id>` and `id:<id>`, and sessions are kept per
-//! agent, so one agent can never read or pollute another's. The first two are chosen by Warden
-//! or the operator; an explicit id is the agent's own, so an agent that changes it starts a
-//! fresh session: rules that must hold whatever the agent does belong in rate limits or tasks.
+//! agent, so one agent can never read or pollute another's. The MCP edge issues the MCP session
+//! id at `initialize` (2025-11-25; 2026-07-28 has no sessions) and the operator issues task
+//! grants; but an agent can initialize again or change its explicit id and so start a fresh
+//! session: rules that must hold whatever the agent does belong in rate limits or tasks.
 //!
 //! A call counts in its session once it was attempted, i.e. its arguments were sent to the
 //! upstream (whatever came back): denied, parked, proposed or rejected calls did nothing and do

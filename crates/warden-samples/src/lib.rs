@@ -38,7 +38,10 @@ mod email;
 mod faulty;
 mod payments;
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use std::{fmt, str::FromStr};
 
 use axum::serve::ListenerExt;
 use rmcp::{
@@ -126,11 +129,47 @@ impl FromStr for SampleKind {
 
 /// A sample MCP server. Cloning is cheap and clones share state.
 #[derive(Clone)]
-pub struct SampleServer(Sample, Arc<Descriptions>);
+pub struct SampleServer(Sample, Arc<Described>);
+
+/// The descriptions a server uses in place of the built-in ones, and whether it tells its
+/// client when they change.
+#[derive(Default)]
+struct Described {
+    texts: RwLock<Descriptions>,
+    announces_changes: bool,
+}
 
 /// Tool descriptions that replace the built-in ones, by tool name (to play an upstream that
 /// changes a tool's definition: a "rug pull").
 pub type Descriptions = std::collections::BTreeMap<String, String>;
+
+/// One `TOOL=TEXT` replacement, as given to `--describe` or on a line of a descriptions file.
+pub fn parse_description(item: &str) -> anyhow::Result<(String, String)> {
+    match item.split_once('=') {
+        Some((tool, text)) if !tool.trim().is_empty() => {
+            Ok((tool.trim().to_owned(), text.to_owned()))
+        }
+        _ => anyhow::bail!("a description is TOOL=TEXT, got `{item}`"),
+    }
+}
+
+/// The descriptions in `file`: one `TOOL=TEXT` per line, blank lines ignored. A missing file
+/// replaces nothing.
+pub fn read_descriptions(file: &Path) -> anyhow::Result<Descriptions> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Descriptions::new()),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
+    };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            parse_description(line)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))
+        })
+        .collect()
+}
 
 #[derive(Clone)]
 enum Sample {
@@ -161,11 +200,38 @@ impl SampleServer {
 
     /// This server with some tools' descriptions replaced.
     pub fn with_descriptions(self, descriptions: Descriptions) -> Self {
-        Self(self.0, Arc::new(descriptions))
+        Self(
+            self.0,
+            Arc::new(Described {
+                texts: RwLock::new(descriptions),
+                announces_changes: false,
+            }),
+        )
+    }
+
+    /// This server with some tools' descriptions replaced, and `tools.listChanged` announced:
+    /// [`Self::replace_descriptions`] may change them while it runs.
+    fn with_changing_descriptions(self, descriptions: Descriptions) -> Self {
+        Self(
+            self.0,
+            Arc::new(Described {
+                texts: RwLock::new(descriptions),
+                announces_changes: true,
+            }),
+        )
+    }
+
+    /// Replace the descriptions; says whether they changed.
+    fn replace_descriptions(&self, descriptions: Descriptions) -> bool {
+        let mut texts = self.1.texts.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = *texts != descriptions;
+        *texts = descriptions;
+        changed
     }
 
     fn describe(&self, tool: &mut Tool) {
-        if let Some(d) = self.1.get(tool.name.as_ref()) {
+        let texts = self.1.texts.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = texts.get(tool.name.as_ref()) {
             tool.description = Some(d.clone().into());
         }
     }
@@ -201,7 +267,13 @@ macro_rules! dispatch {
 
 impl ServerHandler for SampleServer {
     fn get_info(&self) -> ServerConfig {
-        dispatch!(self, s => s.get_info())
+        let mut info = dispatch!(self, s => s.get_info());
+        if self.1.announces_changes {
+            let mut tools = info.capabilities.tools.take().unwrap_or_default();
+            tools.list_changed = Some(true);
+            info.capabilities.tools = Some(tools);
+        }
+        info
     }
 
     async fn list_tools(
@@ -246,6 +318,56 @@ pub async fn serve_stdio_with(kind: SampleKind, descriptions: Descriptions) -> a
         .serve(rmcp::transport::stdio_pipes())
         .await
         .map_err(|e| anyhow::anyhow!("sample {kind}: MCP start-up over stdio failed: {e}"))?;
+    let reason = running.waiting().await?;
+    tracing::info!(sample = %kind, ?reason, "stdio session ended");
+    Ok(())
+}
+
+/// How often [`serve_stdio_from_file`] looks at its descriptions file.
+const DESCRIPTIONS_POLL: Duration = Duration::from_millis(100);
+
+/// [`serve_stdio`], with tool descriptions read from `file` at start (see
+/// [`read_descriptions`]). With `announce`, the file is watched while the server runs: when its
+/// descriptions change, the server uses the new ones and sends its client
+/// `notifications/tools/list_changed`.
+pub async fn serve_stdio_from_file(
+    kind: SampleKind,
+    file: PathBuf,
+    announce: bool,
+) -> anyhow::Result<()> {
+    let descriptions = read_descriptions(&file)?;
+    let server = if announce {
+        handler(kind).with_changing_descriptions(descriptions)
+    } else {
+        handler(kind).with_descriptions(descriptions)
+    };
+    let running = server
+        .clone()
+        .serve(rmcp::transport::stdio_pipes())
+        .await
+        .map_err(|e| anyhow::anyhow!("sample {kind}: MCP start-up over stdio failed: {e}"))?;
+    if announce {
+        let peer = running.peer().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DESCRIPTIONS_POLL);
+            loop {
+                tick.tick().await;
+                let descriptions = match read_descriptions(&file) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "descriptions file unreadable; keeping the old ones");
+                        continue;
+                    }
+                };
+                if server.replace_descriptions(descriptions)
+                    && let Err(e) = peer.notify_tool_list_changed().await
+                {
+                    tracing::warn!(error = %e, "could not announce the changed tool list");
+                    break;
+                }
+            }
+        });
+    }
     let reason = running.waiting().await?;
     tracing::info!(sample = %kind, ?reason, "stdio session ended");
     Ok(())

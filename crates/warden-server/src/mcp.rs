@@ -247,16 +247,51 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             return jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &reason, id);
         }
     };
-    if let Err((code, reason)) = check_jsonrpc(&bytes) {
-        let id = record_rejection(&state, &principal, &reason).await;
-        return jsonrpc_error(StatusCode::BAD_REQUEST, code, &reason, id);
+    let envelope = match check_jsonrpc(&bytes) {
+        Ok(envelope) => envelope,
+        Err((code, reason)) => {
+            let id = record_rejection(&state, &principal, &reason).await;
+            return jsonrpc_error(StatusCode::BAD_REQUEST, code, &reason, id);
+        }
+    };
+    let opens_session = envelope.initialize && !parts.headers.contains_key(MCP_SESSION_ID);
+    let mut response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if opens_session && response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(MCP_SESSION_ID, new_mcp_session_id());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    response
+}
+
+const MCP_SESSION_ID: header::HeaderName = header::HeaderName::from_static("mcp-session-id");
+
+/// A fresh MCP session id: 128 random bits, base64url. Warden keeps no table of them: the
+/// gateway keys a session by agent and id, so the id only groups one agent's calls, and any
+/// replica can serve any of them.
+fn new_mcp_session_id() -> header::HeaderValue {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let id = format!(
+        "ms_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    header::HeaderValue::from_str(&id).expect("base64url text is a valid header value")
+}
+
+/// What the guard needs to know about a well-formed body.
+#[derive(Debug, PartialEq)]
+struct Envelope {
+    /// A single `initialize` request: the 2025-11-25 handshake, answered with a new MCP session.
+    initialize: bool,
 }
 
 /// A JSON-RPC 2.0 message or batch, or a reason it is not one.
-fn check_jsonrpc(bytes: &Bytes) -> Result<(), (i64, String)> {
+fn check_jsonrpc(bytes: &Bytes) -> Result<Envelope, (i64, String)> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| (-32700, format!("parse error: the body is not JSON ({e})")))?;
     let messages = match &value {
@@ -292,7 +327,8 @@ fn check_jsonrpc(bytes: &Bytes) -> Result<(), (i64, String)> {
             ));
         }
     }
-    Ok(())
+    let initialize = value.get("method").and_then(Value::as_str) == Some("initialize");
+    Ok(Envelope { initialize })
 }
 
 async fn record_rejection(state: &AppState, principal: &Principal, reason: &str) -> Option<String> {
@@ -339,7 +375,27 @@ mod tests {
     fn well_formed_jsonrpc_passes() {
         let ok =
             Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert!(check_jsonrpc(&ok).is_ok());
+        assert_eq!(check_jsonrpc(&ok), Ok(Envelope { initialize: false }));
+    }
+
+    #[test]
+    fn only_a_single_initialize_request_opens_a_session() {
+        let init =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#);
+        assert_eq!(check_jsonrpc(&init), Ok(Envelope { initialize: true }));
+        let batch =
+            Bytes::from_static(br#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}]"#);
+        assert_eq!(check_jsonrpc(&batch), Ok(Envelope { initialize: false }));
+    }
+
+    #[test]
+    fn mcp_session_ids_are_fresh_and_visible_ascii() {
+        let a = new_mcp_session_id();
+        let b = new_mcp_session_id();
+        assert_ne!(a, b);
+        let a = a.to_str().expect("ascii");
+        assert_eq!(a.len(), 3 + 22, "{a}");
+        assert!(a.bytes().all(|c| (0x21..=0x7e).contains(&c)), "{a}");
     }
 
     #[test]

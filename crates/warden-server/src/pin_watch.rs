@@ -1,12 +1,19 @@
-//! Re-checking tool pins when an upstream comes back: a restarted upstream lists its tools
-//! again, and a tool whose definition changed is withheld from then on.
+//! Re-checking tool pins when an upstream may have changed its tools: after it reconnected (a
+//! restarted process can be a new version), and after it announced a change
+//! (`notifications/tools/list_changed`). Its tools are listed again, and a tool whose
+//! definition changed is withheld from then on.
+//!
+//! Both are noticed by polling the pool's counters every half second, so a changed tool stays
+//! callable for up to that long (plus the re-listing) after the upstream changed it. A
+//! 2026-07-28 upstream over HTTP sends list changes only on a listen stream, which Warden does
+//! not open: such an upstream's changes are found when it reconnects.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use warden_gateway::Gateway;
-use warden_upstream::LinkState;
+use warden_upstream::{LinkState, UpstreamStatus};
 
 /// How often the upstreams' restart counters are looked at.
 const POLL: Duration = Duration::from_millis(500);
@@ -14,16 +21,16 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long one re-listing may wait for its upstream.
 const RELIST_WAIT: Duration = Duration::from_secs(5);
 
-/// Watch the gateway's upstreams until the gateway is dropped: after each reconnection, list
-/// the upstream's tools and check them against their pins.
+/// Watch the gateway's upstreams until the gateway is dropped: after each reconnection or
+/// announced change, list the upstream's tools and check them against their pins.
 pub fn spawn(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(gateway);
-    let mut seen: HashMap<String, u32> = gateway
+    let mut seen: HashMap<String, Generation> = gateway
         .shared()
         .upstreams
         .status()
         .into_iter()
-        .map(|s| (s.name, s.restarts))
+        .map(|s| (s.name.clone(), Generation::of(&s)))
         .collect();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL);
@@ -37,7 +44,8 @@ pub fn spawn(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 break;
             }
             for s in statuses {
-                if s.state != LinkState::Ready || seen.get(&s.name) == Some(&s.restarts) {
+                let generation = Generation::of(&s);
+                if s.state != LinkState::Ready || seen.get(&s.name) == Some(&generation) {
                     continue;
                 }
                 let tools = match gateway
@@ -54,9 +62,9 @@ pub fn spawn(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 };
                 match gateway.recheck_pins(&s.name, &tools).await {
                     Ok(report) => {
-                        seen.insert(s.name.clone(), s.restarts);
+                        seen.insert(s.name.clone(), generation);
                         if !report.changed.is_empty() {
-                            tracing::warn!(upstream = %s.name, tools = ?report.changed, "tool definitions changed after a restart; withheld until approved");
+                            tracing::warn!(upstream = %s.name, tools = ?report.changed, "tool definitions changed; withheld until approved");
                         }
                     }
                     Err(e) => {
@@ -66,4 +74,20 @@ pub fn spawn(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// What changes when an upstream's tools may have: its reconnections and its announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation {
+    restarts: u32,
+    tool_list_changes: u32,
+}
+
+impl Generation {
+    fn of(status: &UpstreamStatus) -> Self {
+        Self {
+            restarts: status.restarts,
+            tool_list_changes: status.tool_list_changes,
+        }
+    }
 }

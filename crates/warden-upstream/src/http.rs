@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use warden_core::config::SecretValue;
 
 use crate::redact::Redactor;
-use crate::session::{ConnectFailure, Lifecycle, Live, handshake};
+use crate::session::{ConnectFailure, Lifecycle, Live, Notices, handshake};
 
 /// Headers the MCP transport sets itself; configuring them would break the protocol.
 const RESERVED_HEADERS: &[&str] = &[
@@ -67,6 +67,7 @@ impl HttpConnector {
     pub(crate) async fn connect(
         &self,
         redactor: &Arc<Redactor>,
+        notices: &Arc<Notices>,
         lifecycle: Lifecycle,
     ) -> Result<Live, ConnectFailure> {
         let client = self.client.clone().map_err(ConnectFailure::permanent)?;
@@ -75,7 +76,7 @@ impl HttpConnector {
             .custom_headers(self.resolve_headers(redactor)?)
             .max_concurrent_requests(MAX_CONCURRENT_REQUESTS);
         let transport = StreamableHttpClientTransport::with_client(client, config);
-        match handshake(transport, lifecycle).await {
+        match handshake(transport, lifecycle, notices).await {
             Ok(client) => Ok(Live::new(client, None)),
             Err(error) => Err(ConnectFailure::handshake(
                 &format!("MCP handshake with {url} failed"),

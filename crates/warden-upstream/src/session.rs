@@ -1,20 +1,54 @@
 //! One MCP session with an upstream: the handshake both transports share, and what a live
 //! connection holds.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rmcp::ClientHandler;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
-use rmcp::service::{ClientInitializeError, RunningService};
+use rmcp::service::{ClientInitializeError, NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 use rmcp::transport::{DynamicTransportError, IntoTransport};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
-/// The rmcp client Warden runs against each upstream: it offers no client capabilities
-/// (no sampling, roots or elicitation), so server-to-client requests are refused.
-pub(crate) type Client = RunningService<RoleClient, ClientConfig>;
+/// The rmcp client Warden runs against each upstream.
+pub(crate) type Client = RunningService<RoleClient, UpstreamClient>;
+
+/// What an upstream announced without being asked, counted over all its connections.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    tool_list_changes: AtomicU32,
+}
+
+impl Notices {
+    /// How many `notifications/tools/list_changed` the upstream has sent.
+    pub(crate) fn tool_list_changes(&self) -> u32 {
+        self.tool_list_changes.load(Ordering::Relaxed)
+    }
+}
+
+/// Warden's side of an upstream session: it offers no client capabilities (no sampling, roots
+/// or elicitation), so server-to-client requests are refused; it counts the upstream's
+/// tool-list changes, so the tools are listed again and checked against their pins.
+pub(crate) struct UpstreamClient {
+    config: ClientConfig,
+    notices: Arc<Notices>,
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        self.config.clone()
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.notices
+            .tool_list_changes
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Longest reason text kept from an upstream (its error messages can be arbitrarily long).
 const MAX_REASON_LEN: usize = 500;
@@ -149,6 +183,7 @@ pub(crate) enum Lifecycle {
 pub(crate) async fn handshake<T, E, A>(
     transport: T,
     lifecycle: Lifecycle,
+    notices: &Arc<Notices>,
 ) -> Result<Client, ClientInitializeError>
 where
     T: IntoTransport<RoleClient, E, A>,
@@ -161,7 +196,11 @@ where
         },
         Lifecycle::Initialize => ClientLifecycleMode::Initialize,
     };
-    client_config().serve_with_lifecycle(transport, mode).await
+    let client = UpstreamClient {
+        config: client_config(),
+        notices: notices.clone(),
+    };
+    client.serve_with_lifecycle(transport, mode).await
 }
 
 /// Who Warden says it is; the protocol version is the newest one with an `initialize` handshake,

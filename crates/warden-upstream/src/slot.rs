@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::UpstreamError;
 use crate::redact::Redactor;
-use crate::session::{Session, is_connect_error, transport_error, truncate};
+use crate::session::{Notices, Session, is_connect_error, transport_error, truncate};
 use crate::status::{LinkState, TransportKind, UpstreamStatus};
 
 /// How long a call whose connection closed waits to learn why (e.g. the exit status).
@@ -40,6 +40,7 @@ pub(crate) struct Slot {
     tools: AtomicUsize,
     last_error: Mutex<Option<String>>,
     pub(crate) redactor: Arc<Redactor>,
+    pub(crate) notices: Arc<Notices>,
 }
 
 impl Slot {
@@ -53,6 +54,7 @@ impl Slot {
             tools: AtomicUsize::new(TOOLS_UNKNOWN),
             last_error: Mutex::new(None),
             redactor: Arc::default(),
+            notices: Arc::default(),
         }
     }
 
@@ -216,6 +218,7 @@ impl Slot {
             state,
             last_error: self.last_error(),
             restarts: self.restarts.load(Ordering::Relaxed),
+            tool_list_changes: self.notices.tool_list_changes(),
             tools: (tools != TOOLS_UNKNOWN).then_some(tools),
             protocol_version,
         }

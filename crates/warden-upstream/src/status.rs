@@ -38,6 +38,9 @@ pub struct UpstreamStatus {
     pub last_error: Option<String>,
     /// How many times Warden started a new connection after the first attempt.
     pub restarts: u32,
+    /// How many times the upstream announced that its tool list changed
+    /// (`notifications/tools/list_changed`), over all its connections.
+    pub tool_list_changes: u32,
     /// How many tools the upstream listed at the last discovery, if it has been asked.
     pub tools: Option<usize>,
     /// The MCP protocol version negotiated on the current connection, when ready.

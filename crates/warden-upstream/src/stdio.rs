@@ -19,7 +19,7 @@ use tokio::process::{Child, ChildStderr, Command};
 use warden_core::config::SecretValue;
 
 use crate::redact::Redactor;
-use crate::session::{ConnectFailure, Lifecycle, Live, handshake};
+use crate::session::{ConnectFailure, Lifecycle, Live, Notices, handshake};
 
 /// Variables passed from Warden's environment to every child.
 const PASSTHROUGH_ENV: &[&str] = &[
@@ -85,6 +85,7 @@ impl StdioConnector {
     pub(crate) async fn connect(
         &self,
         redactor: &Arc<Redactor>,
+        notices: &Arc<Notices>,
         lifecycle: Lifecycle,
     ) -> Result<Live, ConnectFailure> {
         let mut command = self.command(redactor)?;
@@ -97,7 +98,7 @@ impl StdioConnector {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(forward_stderr(self.name.clone(), stderr, redactor.clone()));
         }
-        match handshake((stdout, stdin), lifecycle).await {
+        match handshake((stdout, stdin), lifecycle, notices).await {
             Ok(client) => Ok(Live::new(client, Some(child))),
             Err(error) => {
                 let mut failure = ConnectFailure::handshake("MCP handshake failed", &error);

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Backoff, HEALTHY_AFTER};
 use crate::http::HttpConnector;
-use crate::redact::Redactor;
 use crate::session::{ConnectFailure, Lifecycle, Live};
 use crate::slot::{Link, Slot};
 use crate::stdio::{self, StdioConnector};
@@ -31,10 +30,10 @@ pub(crate) enum Connector {
 impl Connector {
     /// One connection attempt: the version-probing handshake, then, if the upstream answered
     /// `server/discover` without a version Warden speaks, the `initialize` handshake.
-    async fn connect(&self, redactor: &Arc<Redactor>) -> Result<Live, ConnectFailure> {
-        match self.connect_with(redactor, Lifecycle::Auto).await {
+    async fn connect(&self, slot: &Slot) -> Result<Live, ConnectFailure> {
+        match self.connect_with(slot, Lifecycle::Auto).await {
             Err(failure) if failure.retry_with_initialize => {
-                self.connect_with(redactor, Lifecycle::Initialize).await
+                self.connect_with(slot, Lifecycle::Initialize).await
             }
             other => other,
         }
@@ -42,12 +41,13 @@ impl Connector {
 
     async fn connect_with(
         &self,
-        redactor: &Arc<Redactor>,
+        slot: &Slot,
         lifecycle: Lifecycle,
     ) -> Result<Live, ConnectFailure> {
+        let (redactor, notices) = (&slot.redactor, &slot.notices);
         match self {
-            Self::Stdio(c) => c.connect(redactor, lifecycle).await,
-            Self::Http(c) => c.connect(redactor, lifecycle).await,
+            Self::Stdio(c) => c.connect(redactor, notices, lifecycle).await,
+            Self::Http(c) => c.connect(redactor, notices, lifecycle).await,
         }
     }
 }
@@ -68,7 +68,7 @@ pub(crate) async fn supervise(slot: Arc<Slot>, connector: Connector, shutdown: C
         let attempt = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            attempt = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&slot.redactor)) => attempt,
+            attempt = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&slot)) => attempt,
         };
         let failure = match attempt {
             Ok(Ok(live)) => {
