@@ -72,6 +72,14 @@ pub struct SessionUpdate {
     pub at: DateTime<Utc>,
 }
 
+/// One call to count in a session: the update of `agent`'s `session`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCall {
+    pub agent: String,
+    pub session: String,
+    pub update: SessionUpdate,
+}
+
 /// A live decision and what the shadow (candidate) bundle would have decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShadowDiff {

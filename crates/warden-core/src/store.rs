@@ -105,6 +105,10 @@ pub struct TaskGrant {
 pub trait EventLog: Send + Sync {
     /// Append one event and return once it is durably committed, with its position in the log.
     async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError>;
+    /// Append one call's event together with what the call writes beside it (the sealed
+    /// result, the session count), in one transaction: none is committed without the others.
+    /// A call then waits for one durable commit after its upstream answered, not three.
+    async fn append_call(&self, event: &AuditEvent, writes: CallWrites) -> Result<u64, StoreError>;
     /// The newest events, newest first.
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError>;
@@ -112,6 +116,21 @@ pub trait EventLog: Send + Sync {
     /// Lets code holding only an `Arc<dyn Store>` serve checkpoints and proofs.
     fn audit_log(&self) -> Option<&dyn AuditLogStore> {
         None
+    }
+}
+
+/// What a finished call writes beside its audit event (see [`EventLog::append_call`]).
+#[derive(Debug, Clone, Default)]
+pub struct CallWrites {
+    /// Evidence sealed after the upstream answered: the raw result.
+    pub evidence: Vec<EvidenceRecord>,
+    /// The call counted in its session.
+    pub session: Option<crate::session::SessionCall>,
+}
+
+impl CallWrites {
+    pub fn is_empty(&self) -> bool {
+        self.evidence.is_empty() && self.session.is_none()
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Call {
     /// A difference between the active and the shadow bundle's decision, recorded after the
     /// audit event commits.
     pub shadow_diff: Option<warden_core::session::ShadowDiff>,
+    /// The upstream's raw result, sealed for the evidence vault; record commits it in the
+    /// event's own transaction.
+    pub result_evidence: Option<warden_core::store::EvidenceRecord>,
 }
 
 /// A human approval that policy requires: `@approval("ROLE")` (and `@approvers("N")`) on the
@@ -127,6 +130,7 @@ impl Call {
             session_guard: None,
             attempted: false,
             shadow_diff: None,
+            result_evidence: None,
         }
     }
 

@@ -112,6 +112,21 @@ pub(crate) async fn keep(
     class: &str,
     payload: &Value,
 ) -> Result<(), EvidenceError> {
+    let record = seal(shared, event_id, agent, artifact, class, payload)?;
+    shared.store.put_evidence(&record).await?;
+    Ok(())
+}
+
+/// Seal `payload` as the `artifact` of `event_id`, with the retention of `class`; the caller
+/// stores the record.
+pub(crate) fn seal(
+    shared: &Shared,
+    event_id: &str,
+    agent: Option<&str>,
+    artifact: Artifact,
+    class: &str,
+    payload: &Value,
+) -> Result<EvidenceRecord, EvidenceError> {
     let bytes = serde_json::to_vec(payload).map_err(|e| EvidenceError::Malformed {
         event: event_id.to_owned(),
         artifact: artifact.as_str(),
@@ -138,8 +153,7 @@ pub(crate) async fn keep(
         ciphertext: sealed.ciphertext,
         shredded_at: None,
     };
-    shared.store.put_evidence(&record).await?;
-    Ok(())
+    Ok(record)
 }
 
 /// Decrypt one stored record.

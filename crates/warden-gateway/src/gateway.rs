@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use warden_core::catalog::Catalog;
 use warden_core::config::Agent;
+use warden_core::session::SessionCall;
 use warden_core::store::{
-    AgentKey, ApprovalKind, ApprovalStatus, CancelScope, OperatorRole, OperatorToken, Store,
-    StoreError, Switch, TaskGrant, VoteOutcome,
+    AgentKey, ApprovalKind, ApprovalStatus, CallWrites, CancelScope, OperatorRole, OperatorToken,
+    Store, StoreError, Switch, TaskGrant, VoteOutcome,
 };
 use warden_core::{
     AuditEvent, Config, EventKind, Mode, Outcome, RiskTier, ToolInfo, ToolName, Verdict,
@@ -638,35 +639,37 @@ impl Gateway {
         self.run(call).await
     }
 
-    /// record: commit the event, then answer.
+    /// record: commit the event (with the call's sealed result and session count, in one
+    /// transaction), then answer.
     async fn record(&self, mut call: Call, refusal: Option<Refusal>) -> CallResponse {
-        let refusal = self.update_session(&call, refusal).await;
-        let shadow_diff = call.shadow_diff.take();
-        let outcome = match &refusal {
-            Some(r) => r.kind.outcome(),
-            None if call.upstream_error => Outcome::ToolError,
-            None => Outcome::Ok,
+        let writes = CallWrites {
+            evidence: call.result_evidence.take().into_iter().collect(),
+            session: session_call(&self.shared, &call),
         };
-        let event = &mut call.event;
-        event.outcome = outcome;
-        event.reason = refusal.as_ref().map(|r| r.message.clone());
-        // A gate (mode, task scope) that refused after Cedar allowed is a deciding rule too.
-        for id in refusal.iter().flat_map(|r| r.policies.iter()) {
-            if !event.policies.contains(id) {
-                event.policies.push(id.clone());
+        let with_writes = !writes.is_empty();
+        let shadow_diff = call.shadow_diff.take();
+        finish_event(&mut call, refusal.as_ref());
+        let event_id = call.event.id.clone();
+        let committed = match self.shared.store.append_call(&call.event, writes).await {
+            Ok(_) => Ok(refusal),
+            // The result's record or the session count did not commit, so neither did the event:
+            // record the call alone as failed and withhold the result.
+            Err(e) if with_writes => {
+                tracing::error!(error = %e, event = %event_id, "could not commit the call with its evidence and session; withholding the result");
+                let failed = Refusal::failed(format!(
+                    "the call's evidence and session could not be committed ({e}); the result is withheld"
+                ));
+                finish_event(&mut call, Some(&failed));
+                self.shared
+                    .store
+                    .append(&call.event)
+                    .await
+                    .map(|_| Some(failed))
             }
-        }
-        if refusal
-            .as_ref()
-            .is_some_and(|r| r.kind == RefusalKind::Denied)
-            && event.verdict == Verdict::None
-        {
-            event.verdict = Verdict::Deny;
-        }
-        event.finished_at = Utc::now();
-        let event_id = event.id.clone();
-        match self.shared.store.append(event).await {
-            Ok(_) => {
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(refusal) => {
                 if let Some(diff) = shadow_diff
                     && let Err(e) = self.shared.store.insert_shadow_diff(&diff).await
                 {
@@ -680,7 +683,7 @@ impl Gateway {
                     approval_id: call.approval_id.clone(),
                     sandbox,
                     event_id,
-                    outcome,
+                    outcome: call.event.outcome,
                     policies: call.event.policies.clone(),
                     result: if refusal.is_none() { call.result } else { None },
                     refusal,
@@ -699,33 +702,6 @@ impl Gateway {
                         "the audit record could not be committed ({e}); the result is withheld"
                     ))),
                 }
-            }
-        }
-    }
-
-    /// Count an attempted call in its session. If that fails, the result is withheld: a later
-    /// call's policy must not miss what this one let the agent see.
-    async fn update_session(&self, call: &Call, refusal: Option<Refusal>) -> Option<Refusal> {
-        let (Some(key), Some(update)) = (
-            call.session_key.as_deref(),
-            crate::session::update_of(&self.shared, call),
-        ) else {
-            return refusal;
-        };
-        match self
-            .shared
-            .store
-            .record_session_call(&call.principal.agent, key, &update)
-            .await
-        {
-            Ok(_) => refusal,
-            Err(e) => {
-                tracing::error!(error = %e, event = %call.event.id, "could not update the session; withholding the result");
-                refusal.or_else(|| {
-                    Some(Refusal::failed(format!(
-                        "the session could not be updated ({e}); the result is withheld"
-                    )))
-                })
             }
         }
     }
@@ -1065,4 +1041,38 @@ fn approval_status_tool() -> ToolInfo {
         reversible: true,
         annotations: None,
     }
+}
+
+/// Fill in the end of `call`'s event: outcome, reason, the gate's deciding rules, the time.
+fn finish_event(call: &mut Call, refusal: Option<&Refusal>) {
+    let outcome = match refusal {
+        Some(r) => r.kind.outcome(),
+        None if call.upstream_error => Outcome::ToolError,
+        None => Outcome::Ok,
+    };
+    let event = &mut call.event;
+    event.outcome = outcome;
+    event.reason = refusal.map(|r| r.message.clone());
+    // A gate (mode, task scope) that refused after Cedar allowed is a deciding rule too.
+    for id in refusal.iter().flat_map(|r| r.policies.iter()) {
+        if !event.policies.contains(id) {
+            event.policies.push(id.clone());
+        }
+    }
+    if refusal.is_some_and(|r| r.kind == RefusalKind::Denied) && event.verdict == Verdict::None {
+        event.verdict = Verdict::Deny;
+    }
+    event.finished_at = Utc::now();
+}
+
+/// The count of an attempted call in its session: committed with the call's event, so a later
+/// call's policy never misses what this one let the agent see.
+fn session_call(shared: &Shared, call: &Call) -> Option<SessionCall> {
+    let session = call.session_key.clone()?;
+    let update = crate::session::update_of(shared, call)?;
+    Some(SessionCall {
+        agent: call.principal.agent.clone(),
+        session,
+        update,
+    })
 }

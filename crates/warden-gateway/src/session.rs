@@ -18,7 +18,10 @@
 //! A gateway runs the calls of one session one at a time, from the moment authorize reads the
 //! session to the moment record has counted the call ([`SessionLocks`]), so two simultaneous
 //! calls cannot both see the state before either: "no more than 3 refunds per session" holds
-//! under concurrency. The lock is per process: replicas sharing a database each hold their own,
+//! under concurrency. A call whose policies (active and shadow) cannot read `context.session`
+//! neither loads the session nor takes its lock: no decision of its depends on the session, and
+//! its count still commits with its audit event before it answers, so a later call of the agent
+//! sees it. The lock is per process: replicas sharing a database each hold their own,
 //! so a quota that must hold across replicas belongs in `[limits]`.
 
 use std::collections::HashMap;

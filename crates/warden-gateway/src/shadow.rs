@@ -4,6 +4,10 @@
 //! audit event commits), for `warden policy shadow-report`. Nothing it does — an evaluation
 //! error, a panic, a store failure — reaches the live call; an error is recorded as a
 //! difference whose shadow decision is `error`.
+//!
+//! Only Cedar's decision is compared. A call refused before Cedar runs (unknown tool, kill
+//! switch, a task grant that does not list the tool) or by a gate after it (mode, rate limit)
+//! is refused the same way whichever bundle is active, so it has no difference to record.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -53,6 +53,9 @@ pub(crate) struct ToolSlice {
     /// The tools whose `context.session.counts` the slice's policies can read; the context
     /// carries only these, so building it does not grow with the catalog.
     pub session_counts: Vec<String>,
+    /// Whether any of the slice's policies can read `context.session` at all: when none can,
+    /// the gateway need not load the session (nor wait for its lock) to decide a call.
+    pub reads_session: bool,
     /// The top-level `context.input` fields the slice's policies can read (`None`: all). Every
     /// argument is still checked against the input type; only these reach the context.
     pub input_fields: Option<BTreeSet<String>>,
@@ -163,6 +166,11 @@ impl PolicyBundle {
     /// One annotation of a policy.
     pub fn annotation(&self, id: &str, key: &str) -> Option<&str> {
         self.annotations(id)?.get(key).map(String::as_str)
+    }
+    /// Whether a policy evaluated for calls of `tool` can read `context.session`; true for a
+    /// tool the bundle does not know, so a caller never skips a session it might need.
+    pub fn reads_session(&self, tool: &ToolName) -> bool {
+        self.slices.get(tool).is_none_or(|s| s.reads_session)
     }
     /// Ids of the policies evaluated for calls of `tool` (its slice), in no particular order.
     pub fn policies_for_tool(&self, tool: &ToolName) -> Vec<String> {
@@ -392,6 +400,7 @@ fn slice_for(
     }
     ToolSlice {
         session_counts: reads.tools(all_tools),
+        reads_session: reads.reads_session(),
         input_fields: reads.input_fields(),
         resource: uid(Kind::Tool, tool.name.as_str()),
         input: schema
@@ -416,6 +425,8 @@ fn scope_may_match(constraint: &ActionConstraint, matches: &[EntityUid]) -> bool
 /// record as a whole (or `context.session`, or `context`, as a whole) reads all of it.
 #[derive(Default)]
 struct ContextReads {
+    /// An attribute named `session` is read somewhere (conservatively, wherever it is).
+    session: bool,
     all_counts: bool,
     counts: BTreeSet<String>,
     all_input: bool,
@@ -452,6 +463,9 @@ impl ContextReads {
                         self.visit(value, false);
                         continue;
                     };
+                    if attr == "session" {
+                        self.session = true;
+                    }
                     if !accessed {
                         match attr {
                             "counts" | "session" => self.all_counts = true,
@@ -485,6 +499,10 @@ impl ContextReads {
             .collect()
     }
 
+    fn reads_session(&self) -> bool {
+        self.session || self.all_counts || !self.counts.is_empty()
+    }
+
     /// The `context.input` fields to carry; `None` for all of them.
     fn input_fields(&self) -> Option<BTreeSet<String>> {
         (!self.all_input).then(|| self.input.clone())
@@ -503,15 +521,37 @@ fn is_access_to(expr: &serde_json::Value, attr: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn counts_read(policies: &[&str]) -> Vec<String> {
-        let all: Vec<String> = ["crm.read", "payments.refund", "email.send"]
-            .map(String::from)
-            .to_vec();
+    fn reads(policies: &[&str]) -> ContextReads {
         let mut read = ContextReads::default();
         for text in policies {
             read.add(&Policy::from_str(text).expect("a valid policy"));
         }
-        read.tools(&all)
+        read
+    }
+
+    fn counts_read(policies: &[&str]) -> Vec<String> {
+        let all: Vec<String> = ["crm.read", "payments.refund", "email.send"]
+            .map(String::from)
+            .to_vec();
+        reads(policies).tools(&all)
+    }
+
+    fn session_read(policies: &[&str]) -> bool {
+        reads(policies).reads_session()
+    }
+
+    #[test]
+    fn a_slice_reads_the_session_when_any_policy_touches_it() {
+        let plain = r#"permit (principal, action, resource) when { context.mode == "execute" };"#;
+        assert!(!session_read(&[plain]));
+        for reader in [
+            r#"forbid (principal, action, resource) when { context.session.untrusted };"#,
+            r#"forbid (principal, action, resource) when { context has session };"#,
+            r#"forbid (principal, action, resource) when { context.session.counts["a.b"] > 1 };"#,
+            r#"permit (principal, action, resource) when { context == context };"#,
+        ] {
+            assert!(session_read(&[plain, reader]), "{reader}");
+        }
     }
 
     #[test]

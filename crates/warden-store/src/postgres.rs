@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use warden_core::event::AuditEvent;
 use warden_core::store::{
-    AgentKey, AuditLogStore, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError,
-    TaskGrant,
+    AgentKey, AuditLogStore, CallWrites, CredentialStore, EventLog, OperatorRole, OperatorToken,
+    StoreError, TaskGrant,
 };
 
 use crate::codec::{EventRow, event_from_body, micros, stored_event, stored_events};
@@ -45,7 +45,7 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The writer task's own connection, so readers can never starve audit commits.
     writer_pool: PgPool,
-    writer: Writer,
+    writer: Writer<PgWrite>,
 }
 
 impl PostgresStore {
@@ -157,6 +157,23 @@ struct PgSink {
     pool: PgPool,
 }
 
+/// What the PostgreSQL writer commits: an event, alone or with the writes of its call.
+// Plain events are most rows: they stay inline (no allocation per event), calls are boxed.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum PgWrite {
+    Event(EventRow),
+    Call(Box<(EventRow, CallWrites)>),
+}
+
+impl PgWrite {
+    fn event(&self) -> &EventRow {
+        match self {
+            Self::Event(event) => event,
+            Self::Call(call) => &call.0,
+        }
+    }
+}
+
 /// A batch of rows as one array per column, for `UNNEST`.
 #[derive(Default)]
 struct Columns {
@@ -178,7 +195,7 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(rows: &[EventRow]) -> Self {
+    fn of<'a>(rows: impl Iterator<Item = &'a EventRow>) -> Self {
         let mut c = Self::default();
         for r in rows {
             c.id.push(r.id.clone());
@@ -202,10 +219,10 @@ impl Columns {
 }
 
 impl BatchSink for PgSink {
-    type Row = EventRow;
+    type Row = PgWrite;
 
-    async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
-        let c = Columns::of(rows);
+    async fn commit(&mut self, rows: &[PgWrite]) -> Result<u64, StoreError> {
+        let c = Columns::of(rows.iter().map(PgWrite::event));
         let mut tx = self
             .pool
             .begin()
@@ -239,6 +256,17 @@ impl BatchSink for PgSink {
             .execute(&mut *tx)
             .await
             .map_err(|e| db_error(e, "inserting events"))?;
+        for row in rows {
+            if let PgWrite::Call(call) = row {
+                let writes = &call.1;
+                for record in &writes.evidence {
+                    evidence::insert_evidence(&mut tx, record).await?;
+                }
+                if let Some(session_call) = &writes.session {
+                    session::write_session_call(&mut tx, session_call).await?;
+                }
+            }
+        }
         tx.commit()
             .await
             .map_err(|e| db_error(e, "committing events"))?;
@@ -249,7 +277,19 @@ impl BatchSink for PgSink {
 #[async_trait]
 impl EventLog for PostgresStore {
     async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
-        self.writer.append(EventRow::from_event(event)?).await
+        self.writer
+            .append(PgWrite::Event(EventRow::from_event(event)?))
+            .await
+    }
+
+    async fn append_call(&self, event: &AuditEvent, writes: CallWrites) -> Result<u64, StoreError> {
+        let row = EventRow::from_event(event)?;
+        if writes.is_empty() {
+            return self.writer.append(PgWrite::Event(row)).await;
+        }
+        self.writer
+            .append(PgWrite::Call(Box::new((row, writes))))
+            .await
     }
 
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

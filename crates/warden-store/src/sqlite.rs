@@ -19,9 +19,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Sqlite};
 use warden_core::event::AuditEvent;
+use warden_core::session::SessionCall;
 use warden_core::store::{
-    AgentKey, AuditLogStore, CredentialStore, EventLog, OperatorRole, OperatorToken, StoreError,
-    TaskGrant,
+    AgentKey, AuditLogStore, CallWrites, CredentialStore, EventLog, OperatorRole, OperatorToken,
+    StoreError, TaskGrant,
 };
 
 use crate::codec::{
@@ -60,8 +61,20 @@ pub struct SqliteStore {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum SqliteWrite {
     Event(EventRow),
+    /// An event with the writes of its call, committed in the same transaction.
+    Call(Box<(EventRow, CallWrites)>),
     Evidence(Box<warden_core::store::EvidenceRecord>),
-    SessionCall(Box<session::SessionCall>),
+    SessionCall(Box<SessionCall>),
+}
+
+impl SqliteWrite {
+    fn event(&self) -> Option<&EventRow> {
+        match self {
+            Self::Event(event) => Some(event),
+            Self::Call(call) => Some(&call.0),
+            Self::Evidence(_) | Self::SessionCall(_) => None,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -194,7 +207,7 @@ impl BatchSink for SqliteSink {
     type Row = SqliteWrite;
 
     fn is_event(row: &SqliteWrite) -> bool {
-        matches!(row, SqliteWrite::Event(_))
+        row.event().is_some()
     }
 
     async fn commit(&mut self, rows: &[SqliteWrite]) -> Result<u64, StoreError> {
@@ -203,13 +216,7 @@ impl BatchSink for SqliteSink {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error(e, "starting the event transaction"))?;
-        let events: Vec<&EventRow> = rows
-            .iter()
-            .filter_map(|row| match row {
-                SqliteWrite::Event(event) => Some(event),
-                _ => None,
-            })
-            .collect();
+        let events: Vec<&EventRow> = rows.iter().filter_map(SqliteWrite::event).collect();
         let first = if events.is_empty() {
             0
         } else {
@@ -218,6 +225,15 @@ impl BatchSink for SqliteSink {
         for row in rows {
             match row {
                 SqliteWrite::Event(_) => {}
+                SqliteWrite::Call(call) => {
+                    let writes = &call.1;
+                    for record in &writes.evidence {
+                        evidence::insert_evidence(&mut tx, record).await?;
+                    }
+                    if let Some(session_call) = &writes.session {
+                        session::write_session_call(&mut tx, session_call).await?;
+                    }
+                }
                 SqliteWrite::Evidence(record) => evidence::insert_evidence(&mut tx, record).await?,
                 SqliteWrite::SessionCall(call) => {
                     session::write_session_call(&mut tx, call).await?
@@ -311,6 +327,16 @@ impl EventLog for SqliteStore {
     async fn append(&self, event: &AuditEvent) -> Result<u64, StoreError> {
         let row = EventRow::from_event(event)?;
         self.writer.append(SqliteWrite::Event(row)).await
+    }
+
+    async fn append_call(&self, event: &AuditEvent, writes: CallWrites) -> Result<u64, StoreError> {
+        let row = EventRow::from_event(event)?;
+        if writes.is_empty() {
+            return self.writer.append(SqliteWrite::Event(row)).await;
+        }
+        self.writer
+            .append(SqliteWrite::Call(Box::new((row, writes))))
+            .await
     }
 
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {

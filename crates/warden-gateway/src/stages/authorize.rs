@@ -40,12 +40,20 @@ impl Stage for Authorize {
                 vec![TASK_SCOPE_POLICY.into()],
             )));
         }
-        crate::session::load(shared, call).await?;
+        let snapshot = shared.snapshot();
+        let bundle = &snapshot.bundle;
+        // A session no policy can read need not be loaded (nor its lock waited for): the call
+        // is still counted in it by record.
+        if bundle.reads_session(&tool.name)
+            || shared
+                .shadow_bundle()
+                .is_some_and(|b| b.reads_session(&tool.name))
+        {
+            crate::session::load(shared, call).await?;
+        }
         let data = shared.protection.classify(&tool.name, &call.input)?;
         call.event.findings.extend(data.findings.iter().cloned());
         let input = serde_json::Value::Object(std::mem::take(&mut call.input));
-        let snapshot = shared.snapshot();
-        let bundle = &snapshot.bundle;
         let request = AuthzRequest {
             agent: &call.principal.agent,
             user: call.user.as_deref(),

@@ -1,7 +1,8 @@
 //! The evidence stages around execute: the raw arguments are sealed into the vault before the
 //! upstream is called (no vault record, no execution), and the upstream's raw result right
-//! after it answers, before inspection changes it for the agent (no vault record, no answer).
-//! Each record is kept under the most sensitive data class found in it.
+//! after it answers, before inspection changes it for the agent. The result's record is
+//! committed by record, in the same transaction as the call's audit event (no vault record, no
+//! answer). Each record is kept under the most sensitive data class found in it.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -79,22 +80,23 @@ impl Stage for KeepResult {
             }
         };
         let agent = call.principal.agent.clone();
-        match evidence::keep(
+        match evidence::seal(
             shared,
             &call.event.id,
             Some(&agent),
             Artifact::Result,
             &class,
             result,
-        )
-        .await
-        {
-            Ok(()) => Ok(Flow::Continue),
+        ) {
+            Ok(record) => {
+                call.result_evidence = Some(record);
+                Ok(Flow::Continue)
+            }
             Err(e) => {
-                tracing::error!(error = %e, event = %call.event.id, "could not keep the result; withholding it");
+                tracing::error!(error = %e, event = %call.event.id, "could not seal the result; withholding it");
                 call.result = None;
                 Ok(Flow::Answer(Refusal::failed(format!(
-                    "the result could not be kept in the evidence vault ({e}); it is withheld"
+                    "the result could not be sealed for the evidence vault ({e}); it is withheld"
                 ))))
             }
         }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, PgConnection};
 use warden_core::event::AuditEvent;
 use warden_core::store::{Artifact, EvidenceRecord, EvidenceStore, LegalHold, StoreError};
 
@@ -50,37 +50,50 @@ const EXPIRED_UNHELD: &str = "shredded_at IS NULL AND expires_at IS NOT NULL AND
      AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.scope = 'event:' || evidence.event_id \
      OR (evidence.agent IS NOT NULL AND h.scope = 'agent:' || evidence.agent))";
 
+/// Insert one evidence record on `conn` (the writer's transaction, or a pooled connection).
+pub(super) async fn insert_evidence(
+    conn: &mut PgConnection,
+    r: &EvidenceRecord,
+) -> Result<(), StoreError> {
+    let shredded = r.shredded_at.is_some();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO evidence ({EVIDENCE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
+    .bind(&r.event_id)
+    .bind(r.artifact.as_str())
+    .bind(&r.class)
+    .bind(&r.agent)
+    .bind(micros(r.created_at))
+    .bind(r.expires_at.map(micros))
+    .bind(&r.key_id)
+    .bind((!shredded).then(|| r.wrapped_key.clone()))
+    .bind((!shredded).then(|| r.ciphertext.clone()))
+    .bind(r.shredded_at.map(micros))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        db_error(
+            e,
+            format_args!(
+                "storing the {} of event {}",
+                r.artifact.as_str(),
+                r.event_id
+            ),
+        )
+    })?;
+    Ok(())
+}
+
 #[async_trait]
 impl EvidenceStore for PostgresStore {
     async fn put_evidence(&self, r: &EvidenceRecord) -> Result<(), StoreError> {
-        let shredded = r.shredded_at.is_some();
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO evidence ({EVIDENCE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )))
-        .bind(&r.event_id)
-        .bind(r.artifact.as_str())
-        .bind(&r.class)
-        .bind(&r.agent)
-        .bind(micros(r.created_at))
-        .bind(r.expires_at.map(micros))
-        .bind(&r.key_id)
-        .bind((!shredded).then(|| r.wrapped_key.clone()))
-        .bind((!shredded).then(|| r.ciphertext.clone()))
-        .bind(r.shredded_at.map(micros))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                e,
-                format_args!(
-                    "storing the {} of event {}",
-                    r.artifact.as_str(),
-                    r.event_id
-                ),
-            )
-        })?;
-        Ok(())
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error(e, "storing evidence"))?;
+        insert_evidence(&mut conn, r).await
     }
 
     async fn evidence(

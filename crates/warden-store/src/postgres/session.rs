@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use warden_core::session::{SessionState, SessionStore, SessionUpdate, ShadowDiff};
+use sqlx::PgConnection;
+use warden_core::session::{SessionCall, SessionState, SessionStore, SessionUpdate, ShadowDiff};
 use warden_core::store::StoreError;
 
 use super::PostgresStore;
@@ -25,6 +26,56 @@ type DiffRow = (
     String,
     String,
 );
+
+/// Count one call in its session on `conn`, inside the caller's transaction (each count is an
+/// upsert, so replicas recording calls of one session at once never lose one).
+pub(super) async fn write_session_call(
+    conn: &mut PgConnection,
+    call: &SessionCall,
+) -> Result<(), StoreError> {
+    let SessionCall {
+        agent,
+        session,
+        update,
+    } = call;
+    let what = || format!("recording a call in session `{session}` of agent `{agent}`");
+    let at = micros(update.at);
+    sqlx::query(
+        "INSERT INTO sessions (agent, session, started_at, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (agent, session) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(agent)
+    .bind(session)
+    .bind(at)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(e, what()))?;
+    sqlx::query(
+        "INSERT INTO session_tools (agent, session, tool, calls) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (agent, session, tool) DO UPDATE SET calls = session_tools.calls + 1",
+    )
+    .bind(agent)
+    .bind(session)
+    .bind(&update.tool)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error(e, what()))?;
+    for (kind, name) in marks(update) {
+        sqlx::query(
+            "INSERT INTO session_marks (agent, session, kind, name) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(agent)
+        .bind(session)
+        .bind(kind)
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(e, what()))?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl SessionStore for PostgresStore {
@@ -73,43 +124,14 @@ impl SessionStore for PostgresStore {
         session: &str,
         update: &SessionUpdate,
     ) -> Result<SessionState, StoreError> {
+        let call = SessionCall {
+            agent: agent.to_owned(),
+            session: session.to_owned(),
+            update: update.clone(),
+        };
         let what = || format!("recording a call in session `{session}` of agent `{agent}`");
-        let at = micros(update.at);
         let mut tx = self.pool.begin().await.map_err(|e| db_error(e, what()))?;
-        sqlx::query(
-            "INSERT INTO sessions (agent, session, started_at, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (agent, session) DO UPDATE SET updated_at = excluded.updated_at",
-        )
-        .bind(agent)
-        .bind(session)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, what()))?;
-        sqlx::query(
-            "INSERT INTO session_tools (agent, session, tool, calls) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (agent, session, tool) DO UPDATE SET calls = session_tools.calls + 1",
-        )
-        .bind(agent)
-        .bind(session)
-        .bind(&update.tool)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, what()))?;
-        for (kind, name) in marks(update) {
-            sqlx::query(
-                "INSERT INTO session_marks (agent, session, kind, name) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(agent)
-            .bind(session)
-            .bind(kind)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error(e, what()))?;
-        }
+        write_session_call(&mut tx, &call).await?;
         tx.commit().await.map_err(|e| db_error(e, what()))?;
         self.session(agent, session)
             .await?

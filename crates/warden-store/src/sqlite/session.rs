@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
-use warden_core::session::{SessionState, SessionStore, SessionUpdate, ShadowDiff};
+use warden_core::session::{SessionCall, SessionState, SessionStore, SessionUpdate, ShadowDiff};
 use warden_core::store::StoreError;
 
 use super::{SqliteStore, SqliteWrite};
@@ -25,13 +25,6 @@ type DiffRow = (
     String,
     String,
 );
-
-/// One call to count in a session, queued for the writer.
-pub(crate) struct SessionCall {
-    pub agent: String,
-    pub session: String,
-    pub update: SessionUpdate,
-}
 
 /// Count one call in its session, inside the writer's transaction.
 pub(super) async fn write_session_call(

@@ -172,3 +172,85 @@ pub async fn child_events_are_found_by_parent_in_log_order(db: Db) {
     assert_eq!(ids, [first.id.as_str(), second.id.as_str()]);
     assert!(s.child_events(&first.id).await.expect("none").is_empty());
 }
+
+fn counted(agent: &str, session: &str, tool: &str) -> warden_core::session::SessionCall {
+    warden_core::session::SessionCall {
+        agent: agent.to_owned(),
+        session: session.to_owned(),
+        update: warden_core::session::SessionUpdate {
+            tool: tool.to_owned(),
+            classes: vec!["internal".into()],
+            findings: Vec::new(),
+            at: t(1),
+        },
+    }
+}
+
+pub async fn a_call_commits_its_event_result_and_session_count_together_or_not_at_all(db: Db) {
+    use warden_core::store::CallWrites;
+    let s = db.store;
+    let first = event("bot");
+    let writes = CallWrites {
+        evidence: vec![record(&first.id, Artifact::Result, "internal", "bot", None)],
+        session: Some(counted("bot", "id:s1", "crm.get_customer")),
+    };
+    s.append_call(&first, writes).await.expect("commit");
+    assert!(s.event(&first.id).await.expect("read").is_some());
+    assert!(
+        s.evidence(&first.id, Artifact::Result)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let session = s
+        .session("bot", "id:s1")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(session.calls(), 1);
+
+    // A second call whose result record collides fails whole: no event, no count. Its
+    // neighbours in the same group commit are not dragged down with it.
+    let (clash, neighbour) = (event("bot"), event("bot"));
+    let clashing = CallWrites {
+        evidence: vec![record(&first.id, Artifact::Result, "internal", "bot", None)],
+        session: Some(counted("bot", "id:s1", "crm.get_customer")),
+    };
+    let fine = CallWrites {
+        evidence: vec![record(
+            &neighbour.id,
+            Artifact::Result,
+            "internal",
+            "bot",
+            None,
+        )],
+        session: Some(counted("bot", "id:s2", "crm.get_customer")),
+    };
+    let (failed, ok) = tokio::join!(
+        s.append_call(&clash, clashing),
+        s.append_call(&neighbour, fine)
+    );
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+    ok.expect("the neighbour commits");
+    assert_eq!(s.event(&clash.id).await.expect("read"), None);
+    let session = s
+        .session("bot", "id:s1")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(session.calls(), 1, "the failed call was not counted");
+    assert!(s.event(&neighbour.id).await.expect("read").is_some());
+    assert!(
+        s.evidence(&neighbour.id, Artifact::Result)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        s.session("bot", "id:s2")
+            .await
+            .expect("read")
+            .map(|s| s.calls()),
+        Some(1)
+    );
+}
