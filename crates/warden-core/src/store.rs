@@ -592,6 +592,14 @@ pub struct LegalHold {
 pub trait EvidenceStore: Send + Sync {
     /// Store a record; one per (event, artifact): a second put for the same pair is a conflict.
     async fn put_evidence(&self, record: &EvidenceRecord) -> Result<(), StoreError>;
+    /// Store a record that an audit event of the same call will follow (write-ahead: the sealed
+    /// arguments before the upstream call, a captured prior state, an approval request). It is
+    /// committed when this returns, so it survives a crash of the process; a backend may leave
+    /// it to that event's own synced commit to make it survive a crash of the machine, so a
+    /// call waits for one disk sync instead of two. By default it is [`Self::put_evidence`].
+    async fn put_evidence_ahead(&self, record: &EvidenceRecord) -> Result<(), StoreError> {
+        self.put_evidence(record).await
+    }
     async fn evidence(
         &self,
         event_id: &str,

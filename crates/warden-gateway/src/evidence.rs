@@ -103,7 +103,8 @@ fn record_id(event_id: &str, artifact: Artifact) -> String {
     format!("{event_id}/{}", artifact.as_str())
 }
 
-/// Seal `payload` and store it as the `artifact` of `event_id`, with the retention of `class`.
+/// Seal `payload` and store it as the `artifact` of `event_id`, with the retention of `class`,
+/// ahead of that event (see `EvidenceStore::put_evidence_ahead`).
 pub(crate) async fn keep(
     shared: &Shared,
     event_id: &str,
@@ -113,7 +114,8 @@ pub(crate) async fn keep(
     payload: &Value,
 ) -> Result<(), EvidenceError> {
     let record = seal(shared, event_id, agent, artifact, class, payload)?;
-    shared.store.put_evidence(&record).await?;
+    // Every caller commits the event of the same call next, which makes the record durable.
+    shared.store.put_evidence_ahead(&record).await?;
     Ok(())
 }
 

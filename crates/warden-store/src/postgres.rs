@@ -24,7 +24,7 @@ use warden_core::store::{
 
 use crate::codec::{EventRow, event_from_body, micros, stored_event, stored_events};
 use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
-use crate::writer::{BatchSink, Writer, WriterStats};
+use crate::writer::{BatchSink, SyncMode, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
@@ -221,7 +221,9 @@ impl Columns {
 impl BatchSink for PgSink {
     type Row = PgWrite;
 
-    async fn commit(&mut self, rows: &[PgWrite]) -> Result<u64, StoreError> {
+    // PostgreSQL syncs every commit (`synchronous_commit`), write-ahead or not: no row here is
+    // write-ahead, so every batch is `SyncMode::Durable`.
+    async fn commit(&mut self, rows: &[PgWrite], _sync: SyncMode) -> Result<u64, StoreError> {
         let c = Columns::of(rows.iter().map(PgWrite::event));
         let mut tx = self
             .pool

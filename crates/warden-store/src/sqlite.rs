@@ -1,5 +1,12 @@
 //! The SQLite backend: one file in WAL mode with `synchronous = FULL`.
 //!
+//! The one exception is the writer's write-ahead batches (evidence that an audit event will
+//! follow, see [`crate::writer`]): they commit with `synchronous = NORMAL`, which in WAL mode
+//! writes the log without syncing it. Such a commit survives a crash of the process; the next
+//! `FULL` commit syncs the log file, and with it every frame written before, so it survives a
+//! crash of the machine from then on. Only the writer's own connection ever switches, and only
+//! between transactions (SQLite refuses it inside one).
+//!
 //! Event batches are written under `BEGIN IMMEDIATE` (the database write lock), and `seq` is read
 //! from the table inside that transaction, so two processes sharing the file (say, the server
 //! and the CLI) still produce a contiguous log.
@@ -17,7 +24,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use warden_core::event::AuditEvent;
 use warden_core::session::SessionCall;
 use warden_core::store::{
@@ -29,7 +36,7 @@ use crate::codec::{
     EventRow, event_from_body, parse_opt_time, parse_time, stored_event, stored_events, time_text,
 };
 use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
-use crate::writer::{BatchSink, Writer, WriterStats};
+use crate::writer::{BatchSink, SyncMode, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 /// Columns bound per event row by the batch insert.
@@ -64,6 +71,10 @@ pub(crate) enum SqliteWrite {
     /// An event with the writes of its call, committed in the same transaction.
     Call(Box<(EventRow, CallWrites)>),
     Evidence(Box<warden_core::store::EvidenceRecord>),
+    /// Evidence an audit event will follow (see [`EvidenceStore::put_evidence_ahead`]).
+    ///
+    /// [`EvidenceStore::put_evidence_ahead`]: warden_core::store::EvidenceStore::put_evidence_ahead
+    EvidenceAhead(Box<warden_core::store::EvidenceRecord>),
     SessionCall(Box<SessionCall>),
 }
 
@@ -72,7 +83,7 @@ impl SqliteWrite {
         match self {
             Self::Event(event) => Some(event),
             Self::Call(call) => Some(&call.0),
-            Self::Evidence(_) | Self::SessionCall(_) => None,
+            Self::Evidence(_) | Self::EvidenceAhead(_) | Self::SessionCall(_) => None,
         }
     }
 }
@@ -109,6 +120,7 @@ impl SqliteStore {
         };
         let sink = SqliteSink {
             pool: writer_pool.clone(),
+            sync: SyncMode::Durable,
         };
         let writer = Writer::spawn(sink, options.batch_max);
         Ok(Self {
@@ -201,6 +213,32 @@ fn is_memory(url: &str) -> bool {
 /// Writes event batches for the writer task.
 struct SqliteSink {
     pool: SqlitePool,
+    /// The `synchronous` level last set on the writer connection. A connection the pool opens
+    /// anew starts at `FULL` whatever this says, which errs on the durable side.
+    sync: SyncMode,
+}
+
+impl SqliteSink {
+    /// Set the writer connection's `synchronous` level for the next commit.
+    async fn set_sync(
+        &mut self,
+        conn: &mut SqliteConnection,
+        sync: SyncMode,
+    ) -> Result<(), StoreError> {
+        if self.sync == sync {
+            return Ok(());
+        }
+        let pragma = match sync {
+            SyncMode::Durable => "PRAGMA synchronous = FULL",
+            SyncMode::Deferred => "PRAGMA synchronous = NORMAL",
+        };
+        sqlx::query(pragma)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error(e, "setting the writer's synchronous level"))?;
+        self.sync = sync;
+        Ok(())
+    }
 }
 
 impl BatchSink for SqliteSink {
@@ -210,9 +248,18 @@ impl BatchSink for SqliteSink {
         row.event().is_some()
     }
 
-    async fn commit(&mut self, rows: &[SqliteWrite]) -> Result<u64, StoreError> {
-        let mut tx = self
+    fn is_write_ahead(row: &SqliteWrite) -> bool {
+        matches!(row, SqliteWrite::EvidenceAhead(_))
+    }
+
+    async fn commit(&mut self, rows: &[SqliteWrite], sync: SyncMode) -> Result<u64, StoreError> {
+        let mut conn = self
             .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error(e, "taking the writer connection"))?;
+        self.set_sync(&mut conn, sync).await?;
+        let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error(e, "starting the event transaction"))?;
@@ -234,7 +281,9 @@ impl BatchSink for SqliteSink {
                         session::write_session_call(&mut tx, session_call).await?;
                     }
                 }
-                SqliteWrite::Evidence(record) => evidence::insert_evidence(&mut tx, record).await?,
+                SqliteWrite::Evidence(record) | SqliteWrite::EvidenceAhead(record) => {
+                    evidence::insert_evidence(&mut tx, record).await?
+                }
                 SqliteWrite::SessionCall(call) => {
                     session::write_session_call(&mut tx, call).await?
                 }
@@ -249,11 +298,11 @@ impl BatchSink for SqliteSink {
 
 /// Insert `events` after the last committed one; return the first one's `seq`.
 async fn insert_event_batch(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     events: &[&EventRow],
 ) -> Result<i64, StoreError> {
     let first: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| db_error(e, "reading the next seq"))?;
     let mut seq = first;
@@ -269,7 +318,7 @@ async fn insert_event_batch(
 }
 
 async fn insert_events(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     first: i64,
     rows: &[&EventRow],
 ) -> Result<(), StoreError> {
@@ -294,7 +343,7 @@ async fn insert_events(
             .bind(row.leaf_hash.as_slice());
     }
     query
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(|e| db_error(e, "inserting events"))?;
     Ok(())

@@ -6,6 +6,14 @@
 //! (one transaction, one commit) and only then answers each waiter with its `seq`. When the
 //! writer is gone, sending or awaiting the reply fails, and `append` returns
 //! [`StoreError::WriterStopped`] instead of hanging.
+//!
+//! A backend may mark rows as *write-ahead* ([`BatchSink::is_write_ahead`]): records that an
+//! audit event will follow, like the sealed arguments kept before an upstream call. Those are
+//! committed first, in their own transaction without a sync of the log to disk ([`SyncMode::Deferred`]:
+//! they survive a crash of the process at once, and a crash of the machine once the next synced
+//! commit, which covers everything written before it, has run), and their waiters are answered
+//! before the rest of the batch is committed and synced. A call then waits for one disk sync,
+//! not two.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +26,15 @@ use warden_core::store::StoreError;
 use crate::codec::EventRow;
 use crate::error::copy_error;
 
+/// Whether a commit waits for the log to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncMode {
+    /// Synced before the commit returns: survives a crash of the machine.
+    Durable,
+    /// Written (a crash of the process loses nothing) and synced by the next durable commit.
+    Deferred,
+}
+
 /// Writes a batch of rows in one transaction.
 pub(crate) trait BatchSink: Send + 'static {
     /// What the writer queues: an event row, or a backend's own mix of rows.
@@ -29,11 +46,18 @@ pub(crate) trait BatchSink: Send + 'static {
         true
     }
 
+    /// Whether `row` may commit with [`SyncMode::Deferred`]: an event (or any row a caller answers
+    /// an agent on) must not.
+    fn is_write_ahead(_row: &Self::Row) -> bool {
+        false
+    }
+
     /// Insert `rows` in order, in one transaction, and commit; return the `seq` given to the
     /// first event row (the other events follow contiguously). Nothing is committed on error.
     fn commit(
         &mut self,
         rows: &[Self::Row],
+        sync: SyncMode,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
@@ -141,18 +165,56 @@ async fn run<S: BatchSink>(
     counters: Arc<Counters>,
 ) {
     let mut closing = false;
-    let mut rows = Vec::with_capacity(batch_max);
-    let mut replies = Vec::with_capacity(batch_max);
+    // Write-ahead rows commit first, without a sync; the rest after, synced.
+    let mut ahead = Batch::default();
+    let mut rest = Batch::default();
     while let Some(first) = next_request(&mut rx, &stop, &mut closing).await {
-        push(first, &mut rows, &mut replies);
-        while rows.len() < batch_max {
-            match rx.try_recv() {
-                Ok(request) => push(request, &mut rows, &mut replies),
-                Err(_) => break,
+        let mut taken = 0;
+        let mut next = Some(first);
+        while let Some(request) = next {
+            taken += 1;
+            if S::is_write_ahead(&request.row) {
+                ahead.push(request);
+            } else {
+                rest.push(request);
+            }
+            next = if taken < batch_max {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        for (batch, sync) in [
+            (&mut ahead, SyncMode::Deferred),
+            (&mut rest, SyncMode::Durable),
+        ] {
+            if !batch.rows.is_empty() {
+                commit_batch(&mut sink, &batch.rows, &mut batch.replies, sync, &counters).await;
+                batch.rows.clear();
             }
         }
-        commit_batch(&mut sink, &rows, &mut replies, &counters).await;
-        rows.clear();
+    }
+}
+
+/// Rows to commit in one transaction, and their waiters.
+struct Batch<R> {
+    rows: Vec<R>,
+    replies: Vec<Reply>,
+}
+
+impl<R> Default for Batch<R> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            replies: Vec::new(),
+        }
+    }
+}
+
+impl<R> Batch<R> {
+    fn push(&mut self, request: Request<R>) {
+        self.rows.push(request.row);
+        self.replies.push(request.reply);
     }
 }
 
@@ -175,20 +237,16 @@ async fn next_request<R>(
     rx.recv().await
 }
 
-fn push<R>(request: Request<R>, rows: &mut Vec<R>, replies: &mut Vec<Reply>) {
-    rows.push(request.row);
-    replies.push(request.reply);
-}
-
 /// Commit `rows` and answer `replies` (drained); on a conflict, retry the rows one by one so
 /// that only the offending events fail.
 async fn commit_batch<S: BatchSink>(
     sink: &mut S,
     rows: &[S::Row],
     replies: &mut Vec<Reply>,
+    sync: SyncMode,
     counters: &Counters,
 ) {
-    match sink.commit(rows).await {
+    match sink.commit(rows, sync).await {
         Ok(first) => {
             let mut seq = first;
             for (row, reply) in rows.iter().zip(replies.drain(..)) {
@@ -206,7 +264,7 @@ async fn commit_batch<S: BatchSink>(
         Err(StoreError::Conflict(_)) if rows.len() > 1 => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
             for (row, reply) in rows.iter().zip(replies.drain(..)) {
-                let _ = reply.send(commit_one(sink, row, counters).await);
+                let _ = reply.send(commit_one(sink, row, sync, counters).await);
             }
         }
         Err(err) => {
@@ -222,9 +280,10 @@ async fn commit_batch<S: BatchSink>(
 async fn commit_one<S: BatchSink>(
     sink: &mut S,
     row: &S::Row,
+    sync: SyncMode,
     counters: &Counters,
 ) -> Result<u64, StoreError> {
-    let result = sink.commit(std::slice::from_ref(row)).await;
+    let result = sink.commit(std::slice::from_ref(row), sync).await;
     match &result {
         Ok(_) => counters.committed(usize::from(S::is_event(row))),
         Err(_) => {
@@ -247,7 +306,7 @@ mod tests {
 
     impl BatchSink for MemorySink {
         type Row = EventRow;
-        async fn commit(&mut self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        async fn commit(&mut self, rows: &[EventRow], _sync: SyncMode) -> Result<u64, StoreError> {
             if rows.iter().any(|r| r.id.starts_with("dup")) {
                 return Err(StoreError::Conflict("duplicate id".into()));
             }
@@ -272,7 +331,7 @@ mod tests {
         fn is_event(row: &Mixed) -> bool {
             matches!(row, Mixed::Event)
         }
-        async fn commit(&mut self, rows: &[Mixed]) -> Result<u64, StoreError> {
+        async fn commit(&mut self, rows: &[Mixed], _sync: SyncMode) -> Result<u64, StoreError> {
             let first = self.next;
             self.next += rows.iter().filter(|r| Self::is_event(r)).count() as u64;
             Ok(first)
@@ -284,7 +343,7 @@ mod tests {
 
     impl BatchSink for FailingSink {
         type Row = EventRow;
-        async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
+        async fn commit(&mut self, _rows: &[EventRow], _sync: SyncMode) -> Result<u64, StoreError> {
             Err(StoreError::Database("disk I/O error".into()))
         }
     }
@@ -294,7 +353,7 @@ mod tests {
 
     impl BatchSink for PanickingSink {
         type Row = EventRow;
-        async fn commit(&mut self, _rows: &[EventRow]) -> Result<u64, StoreError> {
+        async fn commit(&mut self, _rows: &[EventRow], _sync: SyncMode) -> Result<u64, StoreError> {
             panic!("writer bug")
         }
     }
@@ -303,6 +362,81 @@ mod tests {
         let mut event = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
         event.id = id.into();
         EventRow::from_event(&event)
+    }
+
+    /// Logs each commit (which rows were write-ahead, and its sync); a durable commit waits for
+    /// a permit of `gate`, like a slow disk sync.
+    /// Per commit: which rows were write-ahead, and the commit's sync.
+    type CommitLog = Arc<std::sync::Mutex<Vec<(Vec<bool>, SyncMode)>>>;
+
+    struct GatedSink {
+        log: CommitLog,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    enum Row {
+        Ahead,
+        Event,
+    }
+
+    impl BatchSink for GatedSink {
+        type Row = Row;
+        fn is_event(row: &Row) -> bool {
+            matches!(row, Row::Event)
+        }
+        fn is_write_ahead(row: &Row) -> bool {
+            matches!(row, Row::Ahead)
+        }
+        async fn commit(&mut self, rows: &[Row], sync: SyncMode) -> Result<u64, StoreError> {
+            if sync == SyncMode::Durable {
+                self.gate
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError::WriterStopped)?
+                    .forget();
+            }
+            let kinds = rows.iter().map(Self::is_write_ahead).collect();
+            self.log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((kinds, sync));
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_ahead_row_is_answered_without_waiting_for_the_batch_sync() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let sink = GatedSink {
+            log: log.clone(),
+            gate: gate.clone(),
+        };
+        let writer = Arc::new(Writer::spawn(sink, 16));
+        let event = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.append(Row::Event).await }
+        });
+        let ahead = tokio::time::timeout(Duration::from_secs(5), writer.append(Row::Ahead)).await;
+        assert!(
+            matches!(ahead, Ok(Ok(0))),
+            "answered while the sync is held"
+        );
+        assert!(!event.is_finished(), "the event waits for its sync");
+        gate.add_permits(1);
+        let event = tokio::time::timeout(Duration::from_secs(5), event).await;
+        assert!(matches!(event, Ok(Ok(Ok(0)))), "{event:?}");
+        let log = log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(
+            log,
+            vec![
+                (vec![true], SyncMode::Deferred),
+                (vec![false], SyncMode::Durable)
+            ]
+        );
     }
 
     #[tokio::test]

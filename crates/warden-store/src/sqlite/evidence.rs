@@ -96,6 +96,14 @@ impl EvidenceStore for SqliteStore {
         Ok(())
     }
 
+    async fn put_evidence_ahead(&self, r: &EvidenceRecord) -> Result<(), StoreError> {
+        // Committed without a sync of its own; the event that follows syncs it.
+        self.writer
+            .append(SqliteWrite::EvidenceAhead(Box::new(r.clone())))
+            .await?;
+        Ok(())
+    }
+
     async fn evidence(
         &self,
         event_id: &str,

@@ -85,6 +85,7 @@ both_backends!(
     bundle_policies_are_kept_by_hash_and_the_first_write_wins,
     child_events_are_found_by_parent_in_log_order,
     a_call_commits_its_event_result_and_session_count_together_or_not_at_all,
+    write_ahead_evidence_is_committed_when_its_put_returns,
     // Tool pinning.
     the_first_pin_of_a_tool_wins_and_survives_reopen,
     a_changed_definition_is_approved_once_and_becomes_the_pin,

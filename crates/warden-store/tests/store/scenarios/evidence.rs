@@ -254,3 +254,19 @@ pub async fn a_call_commits_its_event_result_and_session_count_together_or_not_a
         Some(1)
     );
 }
+
+pub async fn write_ahead_evidence_is_committed_when_its_put_returns(db: Db) {
+    let args = record("e9", Artifact::Arguments, "internal", "bot", None);
+    db.store.put_evidence_ahead(&args).await.expect("put");
+    let other = db.open_another().await;
+    assert_eq!(
+        other
+            .evidence("e9", Artifact::Arguments)
+            .await
+            .expect("read"),
+        Some(args.clone()),
+        "another connection sees it at once"
+    );
+    let again = db.store.put_evidence_ahead(&args).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
