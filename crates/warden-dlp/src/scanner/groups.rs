@@ -177,6 +177,7 @@ impl Group {
     fn build(what: &'static str, patterns: &[Pattern], restart: Restart) -> Result<Self, DlpError> {
         let sources: Vec<&str> = patterns.iter().map(|p| p.0).collect();
         let re = Regex::builder()
+            .configure(Regex::config().auto_prefilter(false))
             .syntax(syntax::Config::new().unicode(false))
             .build_many(&sources)
             .map_err(|e| DlpError::Build {

@@ -1,6 +1,6 @@
 //! [`Scanner`]: every detector over a text in one pass.
 //!
-//! 1. **Anchors.** One Aho-Corasick pass ([`anchors`]) finds the places a detector could
+//! 1. **Anchors.** One automaton pass ([`anchors`]) finds the places a detector could
 //!    start. Each hit either opens a *window* for a family (digits, `@`, keywords: windows are
 //!    merged as they arrive, in order) or runs a family *anchored at the hit* (provider
 //!    prefixes, PEM headers) right away.
@@ -281,12 +281,11 @@ impl<'s, 't> Pass<'s, 't> {
         let len = self.text.len();
         let mut at = 0;
         while at < len {
-            let input = aho_corasick::Input::new(self.text).span(at..len);
-            let Some(hit) = self.scanner.anchors.ac.find(input) else {
+            let Some(hit) = self.scanner.anchors.find(self.text, at) else {
                 break;
             };
-            let resume = self.on_anchor(hit.pattern().as_usize(), hit.start(), hit.end());
-            at = resume.max(hit.start() + 1);
+            let resume = self.on_anchor(hit.id, hit.start, hit.end);
+            at = resume.max(hit.start + 1);
         }
     }
 
