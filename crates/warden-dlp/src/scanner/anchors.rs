@@ -62,6 +62,10 @@ pub(crate) enum Action {
 #[derive(Debug)]
 pub(crate) struct Anchors {
     table: Table,
+    /// The same automaton without the one-digit literals, and its pattern ids in `table`'s
+    /// numbering; `None` when a digit could mean more than opening a numeric window (a custom
+    /// keyword that is or begins with a digit).
+    digitless: Option<(Table, Vec<usize>)>,
     lens: Vec<usize>,
     pub actions: Vec<Vec<Action>>,
 }
@@ -189,12 +193,73 @@ impl Anchors {
             literals(custom_keywords).into_iter().collect();
         // Longest first: see the module docs. The sort is stable, so ties keep a fixed order.
         entries.sort_by_key(|(lit, _)| std::cmp::Reverse(lit.len()));
-        let sources: Vec<String> = entries.iter().map(|(lit, _)| literal_regex(lit)).collect();
         let lens = entries.iter().map(|(lit, _)| lit.len()).collect();
+        let lits: Vec<&[u8]> = entries.iter().map(|(lit, _)| lit.as_slice()).collect();
+        let table = Table::compile(&lits)?;
+        let is_digit = |lit: &[u8]| matches!(lit, [d] if d.is_ascii_digit());
+        let digits_only_number = entries.iter().all(|(lit, actions)| match lit.first() {
+            Some(d) if d.is_ascii_digit() => {
+                is_digit(lit) && matches!(actions.as_slice(), [Action::Digit])
+            }
+            _ => true,
+        });
+        let digitless = if digits_only_number {
+            let ids: Vec<usize> = (0..lits.len())
+                .filter(|&i| lits.get(i).is_some_and(|l| !is_digit(l)))
+                .collect();
+            let kept: Vec<&[u8]> = ids.iter().filter_map(|&i| lits.get(i).copied()).collect();
+            Some((Table::compile(&kept)?, ids))
+        } else {
+            None
+        };
+        let actions = entries.into_iter().map(|(_, a)| a).collect();
+        Ok(Self {
+            table,
+            digitless,
+            lens,
+            actions,
+        })
+    }
+
+    /// The leftmost-longest anchor starting at or after `at`.
+    pub(crate) fn find(&self, text: &str, at: usize) -> Option<Hit> {
+        let (id, end) = self.table.find(text.as_bytes(), at, text.len())?;
+        self.hit(id, end)
+    }
+
+    /// Whether [`Anchors::find_digitless`] may be used.
+    pub(crate) fn skips_digits(&self) -> bool {
+        self.digitless.is_some()
+    }
+
+    /// The leftmost-longest anchor other than a digit that starts in `at..limit`.
+    pub(crate) fn find_digitless(&self, text: &str, at: usize, limit: usize) -> Option<Hit> {
+        let (table, ids) = self.digitless.as_ref()?;
+        let (id, end) = table.find(text.as_bytes(), at, limit)?;
+        self.hit(*ids.get(id)?, end).filter(|hit| hit.start < limit)
+    }
+
+    /// Look for digits everywhere, as when a custom keyword begins with one.
+    #[cfg(test)]
+    pub(crate) fn without_digit_skipping(mut self) -> Self {
+        self.digitless = None;
+        self
+    }
+
+    fn hit(&self, id: usize, end: usize) -> Option<Hit> {
+        let start = end.checked_sub(self.lens.get(id).copied()?)?;
+        Some(Hit { id, start, end })
+    }
+}
+
+impl Table {
+    /// The automaton of `lits` (lower case, longest first).
+    fn compile(lits: &[&[u8]]) -> Result<Self, DlpError> {
         let build_error = |reason: String| DlpError::Build {
             what: "anchor",
             reason,
         };
+        let sources: Vec<String> = lits.iter().map(|lit| literal_regex(lit)).collect();
         let dfa = dense::Builder::new()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
             .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
@@ -203,26 +268,12 @@ impl Anchors {
             .map_err(|e| build_error(e.to_string()))?;
         let mut table =
             Table::flatten(&dfa).ok_or_else(|| build_error("no fixed start state".into()))?;
-        for (lit, _) in &entries {
+        for lit in lits {
             table.allow_start(lit);
         }
-        let actions = entries.into_iter().map(|(_, a)| a).collect();
-        Ok(Self {
-            table,
-            lens,
-            actions,
-        })
+        Ok(table)
     }
 
-    /// The leftmost-longest anchor starting at or after `at`.
-    pub(crate) fn find(&self, text: &str, at: usize) -> Option<Hit> {
-        let (id, end) = self.table.find(text.as_bytes(), at)?;
-        let start = end.checked_sub(self.lens.get(id).copied()?)?;
-        Some(Hit { id, start, end })
-    }
-}
-
-impl Table {
     /// Every state reachable from the unanchored start state, renumbered. `None` when the
     /// start state depends on the text before it (it cannot: anchors have no look-around).
     fn flatten(dfa: &dense::DFA<Vec<u32>>) -> Option<Self> {
@@ -314,10 +365,11 @@ impl Table {
         }
     }
 
-    /// The leftmost-first match at or after `at`: pattern and end.
-    fn find(&self, bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    /// The leftmost-first match at or after `at`, when one starts before `limit`: pattern and
+    /// end. (One starting at or after `limit` may be returned too.)
+    fn find(&self, bytes: &[u8], mut at: usize, limit: usize) -> Option<(usize, usize)> {
         loop {
-            at = self.candidate(bytes, at)?;
+            at = self.candidate(bytes, at, limit)?;
             match self.walk(bytes, at) {
                 Walk::Hit(p, end) => return Some((p, end)),
                 Walk::End => return None,
@@ -326,10 +378,11 @@ impl Table {
         }
     }
 
-    /// The first place at or after `at` where a literal could start: its first two bytes
-    /// pass the filter, or it is the last byte (let the automaton decide).
-    fn candidate(&self, bytes: &[u8], at: usize) -> Option<usize> {
-        let (&first, rest) = bytes.get(at..)?.split_first()?;
+    /// The first place in `at..limit` where a literal could start: its first two bytes pass
+    /// the filter, or it is the last byte (let the automaton decide).
+    fn candidate(&self, bytes: &[u8], at: usize, limit: usize) -> Option<usize> {
+        let end = limit.min(bytes.len());
+        let (&first, rest) = bytes.get(at..(end + 1).min(bytes.len()))?.split_first()?;
         let mut prev = first;
         for (i, &b) in rest.iter().enumerate() {
             let key = pair(prev, b);
@@ -342,7 +395,7 @@ impl Table {
             }
             prev = b;
         }
-        Some(bytes.len() - 1)
+        (end == bytes.len()).then(|| bytes.len() - 1)
     }
 
     /// Walk the automaton from its start state at `at`.

@@ -276,12 +276,28 @@ impl<'s, 't> Pass<'s, 't> {
         }
     }
 
-    /// Step 1: the single Aho-Corasick pass.
+    /// Step 1: the single anchor pass.
+    ///
+    /// Inside an open numeric window a digit does nothing but skip its run, and on dense text
+    /// most anchors are such digits; there the pass looks for the other anchors only. That
+    /// finds the same anchors: no other literal starts with a digit (else `skips_digits` is
+    /// false), so a skipped run never hides one, and the window ends at white space, so no run
+    /// reaches past it.
     fn anchor_pass(&mut self) {
         let len = self.text.len();
+        let anchors = &self.scanner.anchors;
         let mut at = 0;
         while at < len {
-            let Some(hit) = self.scanner.anchors.find(self.text, at) else {
+            let found = if at < self.numeric_until && anchors.skips_digits() {
+                anchors.find_digitless(self.text, at, self.numeric_until)
+            } else {
+                anchors.find(self.text, at)
+            };
+            let Some(hit) = found else {
+                if at < self.numeric_until && anchors.skips_digits() {
+                    at = self.numeric_until;
+                    continue;
+                }
                 break;
             };
             let resume = self.on_anchor(hit.id, hit.start, hit.end);

@@ -340,3 +340,79 @@ fn a_scanner_is_shared_between_threads() {
     shareable::<crate::InjectionScanner>();
     shareable::<crate::FieldRules>();
 }
+
+mod digit_skipping {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pair() -> &'static (Scanner, Scanner) {
+        static PAIR: std::sync::OnceLock<(Scanner, Scanner)> = std::sync::OnceLock::new();
+        PAIR.get_or_init(|| {
+            let mut plain = scanner();
+            plain.anchors = plain.anchors.without_digit_skipping();
+            (scanner(), plain)
+        })
+    }
+
+    /// Numbers of every shape next to the anchors that may sit inside a numeric window.
+    fn numbery() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("4111 1111 1111 1111"),
+            Just("4111111111111111"),
+            Just("123-45-6789"),
+            Just("123456789"),
+            Just("+1-415-555-0199"),
+            Just("(415) 555-0101"),
+            Just("10.20.30.40"),
+            Just("fe80::1"),
+            Just("::"),
+            Just("::1"),
+            Just("2025-02-11"),
+            Just("GB82 WEST 1234 5698 7654 32"),
+            Just("DE89370400440532013000"),
+            Just("7"),
+            Just("12"),
+            Just("0"),
+            Just("-"),
+            Just("."),
+            Just(":"),
+            Just(" "),
+            Just("\n"),
+            Just("\""),
+            Just(","),
+            Just("ssn"),
+            Just("dob"),
+            Just("born"),
+            Just("token"),
+            Just("password="),
+            Just("a@b.co"),
+            Just("x@"),
+            Just("AKIA"),
+            Just("sk-"),
+            Just("eyJ"),
+            Just("bearer "),
+            Just("-----BEGIN"),
+            Just("id"),
+            Just("AB"),
+            Just("abcdefgh12345678"),
+            Just("é"),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|parts| parts.concat())
+    }
+
+    #[test]
+    fn the_default_anchors_skip_digits() {
+        assert!(scanner().anchors.skips_digits());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn skipping_digits_in_numeric_windows_changes_nothing(text in numbery()) {
+            let (skipping, plain) = pair();
+            prop_assert_eq!(skipping.scan(&text), plain.scan(&text));
+        }
+    }
+}
