@@ -613,7 +613,13 @@ fn has_digit(text: &str, start: usize, end: usize) -> bool {
         .is_some_and(|b| b.iter().any(u8::is_ascii_digit))
 }
 
+// Words are found eight bytes at a time while no byte can be white space: numeric windows
+// span whole words, and JSON and other dense text has long stretches without a space.
+
 fn word_start(bytes: &[u8], mut at: usize, floor: usize) -> usize {
+    while at >= floor + 8 && at.checked_sub(8).is_some_and(|s| no_space(bytes, s)) {
+        at -= 8;
+    }
     while at > floor && bytes.get(at - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
         at -= 1;
     }
@@ -621,10 +627,27 @@ fn word_start(bytes: &[u8], mut at: usize, floor: usize) -> usize {
 }
 
 fn word_end(bytes: &[u8], mut at: usize) -> usize {
+    while no_space(bytes, at) {
+        at += 8;
+    }
     while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
         at += 1;
     }
     at
+}
+
+/// Whether `bytes[at..at + 8]` exists and holds no byte below `!` (every ASCII white space
+/// byte is one): a byte below `!` sets its high bit in `x - 0x21…` where it was clear in `x`.
+fn no_space(bytes: &[u8], at: usize) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let Some(chunk) = bytes
+        .get(at..at + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    else {
+        return false;
+    };
+    let x = u64::from_le_bytes(chunk);
+    x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80) == 0
 }
 
 fn number_like(word: &[u8]) -> bool {

@@ -416,3 +416,36 @@ mod digit_skipping {
         }
     }
 }
+
+mod words {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn word_bounds_match_a_byte_by_byte_walk(
+            // Mostly non-space, so that stretches of eight and more are common.
+            bytes in prop::collection::vec(prop_oneof![
+                1 => Just(b' '), 1 => Just(b'\n'), 1 => Just(b'\r'), 1 => Just(b'\t'),
+                1 => Just(0x0c), 2 => Just(b'!'), 2 => Just(0x1f), 20 => Just(b'a'),
+                4 => Just(0xa0), 4 => Just(0xff), 10 => Just(b'7'),
+            ], 0..64),
+            at in 0usize..64,
+            floor in 0usize..64,
+        ) {
+            let at = at.min(bytes.len());
+            let floor = floor.min(at);
+            let mut end = at;
+            while bytes.get(end).is_some_and(|b| !b.is_ascii_whitespace()) {
+                end += 1;
+            }
+            let mut start = at;
+            while start > floor && bytes.get(start - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                start -= 1;
+            }
+            prop_assert_eq!(word_end(&bytes, at), end);
+            prop_assert_eq!(word_start(&bytes, at, floor), start);
+        }
+    }
+}
