@@ -76,7 +76,8 @@ pub(crate) struct Anchors {
 #[derive(Debug)]
 struct Table {
     /// Byte pairs a literal may start with (in any ASCII case), as bits of
-    /// `first << 8 | second`; a one-byte literal sets every pair it begins.
+    /// `second << 8 | first` (the pair as a little-endian `u16`); a one-byte literal sets
+    /// every pair it begins.
     pairs: Box<[u64; PAIR_WORDS]>,
     /// Byte to equivalence class.
     classes: [u8; 256],
@@ -382,15 +383,32 @@ impl Table {
     /// the filter, or it is the last byte (let the automaton decide).
     fn candidate(&self, bytes: &[u8], at: usize, limit: usize) -> Option<usize> {
         let end = limit.min(bytes.len());
+        let passes = |key: usize| {
+            self.pairs
+                .get(key / 64)
+                .is_some_and(|w| w >> (key % 64) & 1 != 0)
+        };
+        let mut at = at;
+        // One eight-byte load gives the pairs of seven places.
+        while at + 7 <= end {
+            let Some(chunk) = bytes
+                .get(at..at + 8)
+                .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            else {
+                break;
+            };
+            let x = u64::from_le_bytes(chunk);
+            for k in 0..7 {
+                if passes((x >> (8 * k)) as usize & 0xffff) {
+                    return Some(at + k);
+                }
+            }
+            at += 7;
+        }
         let (&first, rest) = bytes.get(at..(end + 1).min(bytes.len()))?.split_first()?;
         let mut prev = first;
         for (i, &b) in rest.iter().enumerate() {
-            let key = pair(prev, b);
-            if self
-                .pairs
-                .get(key / 64)
-                .is_some_and(|w| w >> (key % 64) & 1 != 0)
-            {
+            if passes(pair(prev, b)) {
                 return Some(at + i);
             }
             prev = b;
@@ -439,7 +457,7 @@ enum Walk {
 const PAIR_WORDS: usize = (1 << 16) / 64;
 
 fn pair(first: u8, second: u8) -> usize {
-    usize::from(first) << 8 | usize::from(second)
+    usize::from(u16::from_le_bytes([first, second]))
 }
 
 /// Every anchor literal (ASCII-lower-cased) and what to do where it matches.
