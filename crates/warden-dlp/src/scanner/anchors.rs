@@ -198,13 +198,13 @@ impl Anchors {
         let lits: Vec<&[u8]> = entries.iter().map(|(lit, _)| lit.as_slice()).collect();
         let table = Table::compile(&lits)?;
         let is_digit = |lit: &[u8]| matches!(lit, [d] if d.is_ascii_digit());
-        let digits_only_number = entries.iter().all(|(lit, actions)| match lit.first() {
+        let digits_only_open_windows = entries.iter().all(|(lit, actions)| match lit.first() {
             Some(d) if d.is_ascii_digit() => {
                 is_digit(lit) && matches!(actions.as_slice(), [Action::Digit])
             }
             _ => true,
         });
-        let digitless = if digits_only_number {
+        let digitless = if digits_only_open_windows {
             let ids: Vec<usize> = (0..lits.len())
                 .filter(|&i| lits.get(i).is_some_and(|l| !is_digit(l)))
                 .collect();
