@@ -21,14 +21,6 @@ fn byte_at(text: &str, at: usize) -> Option<u8> {
     text.as_bytes().get(at).copied()
 }
 
-fn digits(bytes: &[u8]) -> Vec<u8> {
-    bytes
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .map(|b| b - b'0')
-        .collect()
-}
-
 /// Luhn checksum over decimal digits.
 pub(crate) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
@@ -46,6 +38,29 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
         })
         .sum();
     !digits.is_empty() && sum.is_multiple_of(10)
+}
+
+/// The decimal digits of `bytes` (as values), when there are at most `N` of them: the
+/// validators run on every shape match of a dense text, where an allocation each costs more
+/// than the check.
+fn digits_upto<const N: usize>(bytes: &[u8]) -> Option<([u8; N], usize)> {
+    let mut out = [0u8; N];
+    let mut n = 0;
+    for b in bytes.iter().filter(|b| b.is_ascii_digit()) {
+        *out.get_mut(n)? = b - b'0';
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// The number the decimal digits of `bytes` spell (saturating), without collecting them.
+fn decimal(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .fold(0u32, |n, &b| {
+            n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+        })
 }
 
 fn number(digits: &[u8]) -> u32 {
@@ -78,22 +93,22 @@ fn maestro(two: u32) -> bool {
 
 /// Separators, when present, must be one character used between regular groups.
 fn card_grouping(bytes: &[u8]) -> bool {
-    let seps: Vec<u8> = bytes
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_digit())
-        .collect();
-    let Some(&sep) = seps.first() else {
+    let Some(sep) = bytes.iter().copied().find(|b| !b.is_ascii_digit()) else {
         return true;
     };
-    if seps.iter().any(|&s| s != sep) {
+    if bytes.iter().any(|&b| !b.is_ascii_digit() && b != sep) {
         return false;
     }
-    let groups: Vec<usize> = bytes.split(|&b| b == sep).map(<[u8]>::len).collect();
-    let fours = groups
-        .split_last()
-        .is_some_and(|(last, rest)| rest.iter().all(|&g| g == 4) && (1..=4).contains(last));
-    fours || groups == [4, 6, 5] || groups == [4, 6, 4]
+    let groups = || bytes.split(|&b| b == sep).map(<[u8]>::len);
+    let count = groups().count();
+    let fours = groups().enumerate().all(|(i, g)| {
+        if i + 1 == count {
+            (1..=4).contains(&g)
+        } else {
+            g == 4
+        }
+    });
+    fours || groups().eq([4, 6, 5]) || groups().eq([4, 6, 4])
 }
 
 /// A payment card number: 13–19 digits, regular grouping, known prefix, Luhn-valid. A match
@@ -105,11 +120,15 @@ pub(crate) fn card(text: &str, start: usize, end: usize) -> Option<(usize, usize
         .filter(|&i| matches!(bytes.get(i), Some(b' ' | b'-')));
     for cut in std::iter::once(bytes.len()).chain(cuts) {
         let head = bytes.get(..cut).unwrap_or_default();
-        let d = digits(head);
-        if d.len() < 13 {
+        let count = head.iter().filter(|b| b.is_ascii_digit()).count();
+        if count < 13 {
             return None;
         }
-        if d.len() <= 19 && card_grouping(head) && known_iin(&d) && luhn(&d) {
+        let Some((buf, n)) = digits_upto::<19>(head) else {
+            continue;
+        };
+        let d = buf.get(..n).unwrap_or_default();
+        if card_grouping(head) && known_iin(d) && luhn(d) {
             return Some((start, start + cut));
         }
     }
@@ -261,10 +280,10 @@ pub(crate) fn iban(text: &str, start: usize, end: usize) -> Option<(usize, bool)
 
 /// A US SSN: area 001–899 but not 666, group 01–99, serial 0001–9999.
 pub(crate) fn ssn(text: &str, start: usize, end: usize) -> bool {
-    let d = digits(bytes_of(text, start, end));
-    if d.len() != 9 {
+    let Some((buf, 9)) = digits_upto::<9>(bytes_of(text, start, end)) else {
         return false;
-    }
+    };
+    let d = &buf;
     let area = number(d.get(..3).unwrap_or(&[]));
     let group = number(d.get(3..5).unwrap_or(&[]));
     let serial = number(d.get(5..).unwrap_or(&[]));
@@ -342,8 +361,10 @@ fn plausible_year(y: u32, len: usize) -> bool {
 
 /// `YYYY-MM-DD`, `DD/MM/YYYY`, `MM/DD/YYYY`, `DD.MM.YY` and friends with sane fields.
 fn numeric_date(bytes: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = bytes.split(|b| matches!(b, b'-' | b'/' | b'.')).collect();
-    let [a, b, c] = parts.as_slice() else {
+    let mut parts = bytes.split(|b| matches!(b, b'-' | b'/' | b'.'));
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     if [a, b, c]
@@ -352,7 +373,7 @@ fn numeric_date(bytes: &[u8]) -> bool {
     {
         return false;
     }
-    let (na, nb, nc) = (number(&digits(a)), number(&digits(b)), number(&digits(c)));
+    let (na, nb, nc) = (decimal(a), decimal(b), decimal(c));
     let day_month = |d: u32, m: u32| (1..=31).contains(&d) && (1..=12).contains(&m);
     if a.len() == 4 {
         plausible_year(na, 4) && day_month(nc, nb)
@@ -384,7 +405,7 @@ fn textual_date(bytes: &[u8]) -> bool {
     let nums: Vec<u32> = words
         .iter()
         .filter(|w| w.first().is_some_and(u8::is_ascii_digit))
-        .map(|w| number(&digits(w)))
+        .map(|w| decimal(w))
         .collect();
     match nums.as_slice() {
         [day, year] => month && (1..=31).contains(day) && plausible_year(*year, 4),

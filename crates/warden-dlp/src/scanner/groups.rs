@@ -176,7 +176,11 @@ type Pattern<'a> = (&'a str, DetectorKind, Check);
 impl Group {
     fn build(what: &'static str, patterns: &[Pattern], restart: Restart) -> Result<Self, DlpError> {
         let sources: Vec<&str> = patterns.iter().map(|p| p.0).collect();
+        // No literal prefilter: families search short windows the anchors already chose, where
+        // a prefilter finds little to skip and restarts the automaton at each of its hits
+        // (a digit prefilter did so at every digit of an SSN window).
         let re = Regex::builder()
+            .configure(Regex::config().auto_prefilter(false))
             .syntax(syntax::Config::new().unicode(false))
             .build_many(&sources)
             .map_err(|e| DlpError::Build {

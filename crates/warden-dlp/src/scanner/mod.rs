@@ -1,6 +1,6 @@
 //! [`Scanner`]: every detector over a text in one pass.
 //!
-//! 1. **Anchors.** One Aho-Corasick pass ([`anchors`]) finds the places a detector could
+//! 1. **Anchors.** One automaton pass ([`anchors`]) finds the places a detector could
 //!    start. Each hit either opens a *window* for a family (digits, `@`, keywords: windows are
 //!    merged as they arrive, in order) or runs a family *anchored at the hit* (provider
 //!    prefixes, PEM headers) right away.
@@ -276,17 +276,32 @@ impl<'s, 't> Pass<'s, 't> {
         }
     }
 
-    /// Step 1: the single Aho-Corasick pass.
+    /// Step 1: the single anchor pass.
+    ///
+    /// Inside an open numeric window a digit does nothing but skip its run, and on dense text
+    /// most anchors are such digits; there the pass looks for the other anchors only. That
+    /// finds the same anchors: no other literal starts with a digit (else `skips_digits` is
+    /// false), so a skipped run never hides one, and the window ends at white space, so no run
+    /// reaches past it.
     fn anchor_pass(&mut self) {
         let len = self.text.len();
+        let anchors = &self.scanner.anchors;
         let mut at = 0;
         while at < len {
-            let input = aho_corasick::Input::new(self.text).span(at..len);
-            let Some(hit) = self.scanner.anchors.ac.find(input) else {
+            let found = if at < self.numeric_until && anchors.skips_digits() {
+                anchors.find_digitless(self.text, at, self.numeric_until)
+            } else {
+                anchors.find(self.text, at)
+            };
+            let Some(hit) = found else {
+                if at < self.numeric_until && anchors.skips_digits() {
+                    at = self.numeric_until;
+                    continue;
+                }
                 break;
             };
-            let resume = self.on_anchor(hit.pattern().as_usize(), hit.start(), hit.end());
-            at = resume.max(hit.start() + 1);
+            let resume = self.on_anchor(hit.id, hit.start, hit.end);
+            at = resume.max(hit.start + 1);
         }
     }
 
@@ -598,7 +613,13 @@ fn has_digit(text: &str, start: usize, end: usize) -> bool {
         .is_some_and(|b| b.iter().any(u8::is_ascii_digit))
 }
 
+// Words are found eight bytes at a time while no byte can be white space: numeric windows
+// span whole words, and JSON and other dense text has long stretches without a space.
+
 fn word_start(bytes: &[u8], mut at: usize, floor: usize) -> usize {
+    while at >= floor + 8 && at.checked_sub(8).is_some_and(|s| no_space(bytes, s)) {
+        at -= 8;
+    }
     while at > floor && bytes.get(at - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
         at -= 1;
     }
@@ -606,10 +627,27 @@ fn word_start(bytes: &[u8], mut at: usize, floor: usize) -> usize {
 }
 
 fn word_end(bytes: &[u8], mut at: usize) -> usize {
+    while no_space(bytes, at) {
+        at += 8;
+    }
     while bytes.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
         at += 1;
     }
     at
+}
+
+/// Whether `bytes[at..at + 8]` exists and holds no byte below `!` (every ASCII white space
+/// byte is one): a byte below `!` sets its high bit in `x - 0x21…` where it was clear in `x`.
+fn no_space(bytes: &[u8], at: usize) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let Some(chunk) = bytes
+        .get(at..at + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    else {
+        return false;
+    };
+    let x = u64::from_le_bytes(chunk);
+    x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80) == 0
 }
 
 fn number_like(word: &[u8]) -> bool {

@@ -340,3 +340,112 @@ fn a_scanner_is_shared_between_threads() {
     shareable::<crate::InjectionScanner>();
     shareable::<crate::FieldRules>();
 }
+
+mod digit_skipping {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pair() -> &'static (Scanner, Scanner) {
+        static PAIR: std::sync::OnceLock<(Scanner, Scanner)> = std::sync::OnceLock::new();
+        PAIR.get_or_init(|| {
+            let mut plain = scanner();
+            plain.anchors = plain.anchors.without_digit_skipping();
+            (scanner(), plain)
+        })
+    }
+
+    /// Numbers of every shape next to the anchors that may sit inside a numeric window.
+    fn numbery() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("4111 1111 1111 1111"),
+            Just("4111111111111111"),
+            Just("123-45-6789"),
+            Just("123456789"),
+            Just("+1-415-555-0199"),
+            Just("(415) 555-0101"),
+            Just("10.20.30.40"),
+            Just("fe80::1"),
+            Just("::"),
+            Just("::1"),
+            Just("2025-02-11"),
+            Just("GB82 WEST 1234 5698 7654 32"),
+            Just("DE89370400440532013000"),
+            Just("7"),
+            Just("12"),
+            Just("0"),
+            Just("-"),
+            Just("."),
+            Just(":"),
+            Just(" "),
+            Just("\n"),
+            Just("\""),
+            Just(","),
+            Just("ssn"),
+            Just("dob"),
+            Just("born"),
+            Just("token"),
+            Just("password="),
+            Just("a@b.co"),
+            Just("x@"),
+            Just("AKIA"),
+            Just("sk-"),
+            Just("eyJ"),
+            Just("bearer "),
+            Just("-----BEGIN"),
+            Just("id"),
+            Just("AB"),
+            Just("abcdefgh12345678"),
+            Just("é"),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|parts| parts.concat())
+    }
+
+    #[test]
+    fn the_default_anchors_skip_digits() {
+        assert!(scanner().anchors.skips_digits());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn skipping_digits_in_numeric_windows_changes_nothing(text in numbery()) {
+            let (skipping, plain) = pair();
+            prop_assert_eq!(skipping.scan(&text), plain.scan(&text));
+        }
+    }
+}
+
+mod words {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn word_bounds_match_a_byte_by_byte_walk(
+            // Mostly non-space, so that stretches of eight and more are common.
+            bytes in prop::collection::vec(prop_oneof![
+                1 => Just(b' '), 1 => Just(b'\n'), 1 => Just(b'\r'), 1 => Just(b'\t'),
+                1 => Just(0x0c), 2 => Just(b'!'), 2 => Just(0x1f), 20 => Just(b'a'),
+                4 => Just(0xa0), 4 => Just(0xff), 10 => Just(b'7'),
+            ], 0..64),
+            at in 0usize..64,
+            floor in 0usize..64,
+        ) {
+            let at = at.min(bytes.len());
+            let floor = floor.min(at);
+            let mut end = at;
+            while bytes.get(end).is_some_and(|b| !b.is_ascii_whitespace()) {
+                end += 1;
+            }
+            let mut start = at;
+            while start > floor && bytes.get(start - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                start -= 1;
+            }
+            prop_assert_eq!(word_end(&bytes, at), end);
+            prop_assert_eq!(word_start(&bytes, at, floor), start);
+        }
+    }
+}
