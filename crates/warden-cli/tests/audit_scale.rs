@@ -9,6 +9,8 @@
 //!   times `warden audit verify` (full and `--quick`) and inclusion proofs.
 //! - `proofs_over_ten_million_leaves`: `WARDEN_SCALE_LEAVES` (default 10,000,000) small
 //!   synthetic rows written with SQL, the checkpointer's catch-up over them, then proof times.
+//! - `append_to_signed_checkpoint`: how long after an append returns a signed checkpoint covers
+//!   it, with the server's one-second checkpoint period, under a steady trickle of appends.
 
 mod common;
 
@@ -227,4 +229,58 @@ async fn proofs_over_ten_million_leaves() {
         took[100], took[197], took[199]
     );
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "half a minute; run for figures"]
+async fn append_to_signed_checkpoint() {
+    let rounds = env_u64("WARDEN_SCALE_ROUNDS", 30);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("latency.db").display());
+    let store = open_warden_store(&url, StoreOptions::default())
+        .await
+        .expect("store");
+    let checkpointer = Checkpointer::start(
+        store.clone(),
+        key(),
+        ORIGIN.to_owned(),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("checkpointer");
+    let log = store.audit_log().expect("audit log");
+    let mut waits = Vec::new();
+    for i in 0..rounds {
+        // Appends land at every phase of the checkpoint period.
+        tokio::time::sleep(Duration::from_millis(37 * (i % 29))).await;
+        let seq = store.append(&event(i)).await.expect("append");
+        let appended = Instant::now();
+        loop {
+            let covered = log
+                .latest_checkpoint()
+                .await
+                .expect("checkpoint")
+                .is_some_and(|c| c.size > seq);
+            if covered {
+                break;
+            }
+            assert!(
+                appended.elapsed() < Duration::from_secs(30),
+                "event {seq} was never covered by a checkpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        waits.push(appended.elapsed());
+    }
+    checkpointer.shutdown().await;
+    store.close().await;
+    waits.sort_unstable();
+    let at = |p: f64| waits[((waits.len() - 1) as f64 * p).round() as usize];
+    eprintln!(
+        "append to signed checkpoint over {rounds} appends (1 s period, polled every 2 ms): \
+         p50 {:.0?}, p90 {:.0?}, max {:.0?}",
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    );
 }
