@@ -275,12 +275,15 @@ async fn append_to_signed_checkpoint() {
     checkpointer.shutdown().await;
     store.close().await;
     waits.sort_unstable();
-    let at = |p: f64| waits[((waits.len() - 1) as f64 * p).round() as usize];
+    let ms = |p: f64| {
+        let i = ((waits.len() - 1) as f64 * p).round() as usize;
+        waits[i].as_secs_f64() * 1e3
+    };
     eprintln!(
         "append to signed checkpoint over {rounds} appends (1 s period, polled every 2 ms): \
-         p50 {:.0?}, p90 {:.0?}, max {:.0?}",
-        at(0.5),
-        at(0.9),
-        at(1.0)
+         p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        ms(0.5),
+        ms(0.9),
+        ms(1.0)
     );
 }
