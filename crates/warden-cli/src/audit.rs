@@ -452,6 +452,35 @@ async fn verify_database(args: &VerifyArgs, config: Option<&Config>) -> anyhow::
     Ok(outcome)
 }
 
+/// Read the log in chunks of [`CHUNK`] rows, in order, until `end` or a short read, and send
+/// them (or the error that stopped the reading) to `chunks`; stops when nobody listens.
+async fn read_chunks(
+    reader: LogReader,
+    end: u64,
+    chunks: tokio::sync::mpsc::Sender<anyhow::Result<Vec<RawRecord>>>,
+) {
+    let mut from = 0u64;
+    while from < end {
+        let records = reader
+            .records(from, CHUNK)
+            .await
+            .context("cannot read events");
+        let next = match &records {
+            Ok(rows) => rows
+                .last()
+                .map(|last| u64::try_from(last.seq).unwrap_or(0).saturating_add(1)),
+            Err(_) => None,
+        };
+        if chunks.send(records).await.is_err() {
+            return;
+        }
+        match next {
+            Some(next) => from = next,
+            None => return,
+        }
+    }
+}
+
 async fn verify_reader(
     reader: &LogReader,
     args: &VerifyArgs,
@@ -472,24 +501,29 @@ async fn verify_reader(
     notes.extend(extra_notes(&args.checkpoints)?);
     let mut verifier = LogVerifier::new().decode_events(!args.quick);
     present(&mut verifier, &notes, key);
-    let mut from = 0u64;
-    'read: while from < end {
-        let records = reader
-            .records(from, CHUNK)
-            .await
-            .context("cannot read events")?;
-        let Some(last) = records.last() else { break };
-        from = u64::try_from(last.seq).unwrap_or(0).saturating_add(1);
-        for row in &records {
-            if u64::try_from(row.seq).is_ok_and(|s| s >= end) {
-                break 'read;
-            }
-            if let Err(f) = push_row(&mut verifier, row, args.quick) {
-                outcome.fail(f);
-                break 'read;
+    // The database reads the next chunk while this task checks the last one.
+    let (chunks, mut read) = tokio::sync::mpsc::channel(2);
+    let reading = tokio::spawn(read_chunks(reader.clone(), end, chunks));
+    let checked = async {
+        'read: while let Some(records) = read.recv().await {
+            for row in &records? {
+                if u64::try_from(row.seq).is_ok_and(|s| s >= end) {
+                    break 'read;
+                }
+                if let Err(f) = push_row(&mut verifier, row, args.quick) {
+                    outcome.fail(f);
+                    break 'read;
+                }
             }
         }
+        anyhow::Ok(())
     }
+    .await;
+    drop(read);
+    reading.abort();
+    // Cancelled or finished, the reader task is done with the pool before it is closed.
+    let _ = reading.await;
+    checked?;
     let mut outcome = finish(verifier, outcome, &notes, key)?;
     if let Some(failure) = &mut outcome.failure
         && let Some(size) = failure.mismatched_checkpoint

@@ -119,12 +119,15 @@ pub struct RawCheckpoint {
     pub created_at: String,
 }
 
+#[derive(Clone)]
 enum ReaderPool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
-/// A read-only view of a Warden database's audit log.
+/// A read-only view of a Warden database's audit log. Clones share one connection pool, so a
+/// verifier can read the next rows on one task while it checks the last ones on another.
+#[derive(Clone)]
 pub struct LogReader {
     pool: ReaderPool,
     read_only: bool,
