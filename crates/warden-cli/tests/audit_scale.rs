@@ -62,6 +62,22 @@ fn key() -> SigningKey {
     SigningKey::from_seed(ORIGIN, [5; 32]).expect("a key")
 }
 
+/// A store at `url` with the server's checkpointer running on it (one checkpoint a second).
+async fn store_with_checkpointer(url: &str) -> (Arc<dyn WardenStore>, Checkpointer) {
+    let store = open_warden_store(url, StoreOptions::default())
+        .await
+        .expect("store");
+    let checkpointer = Checkpointer::start(
+        store.clone(),
+        key(),
+        ORIGIN.to_owned(),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("checkpointer");
+    (store, checkpointer)
+}
+
 fn rate(n: u64, d: Duration) -> String {
     format!("{:.0}/s", n as f64 / d.as_secs_f64())
 }
@@ -73,17 +89,7 @@ async fn verify_a_million_events() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("scale.db");
     let url = format!("sqlite://{}", db.display());
-    let store = open_warden_store(&url, StoreOptions::default())
-        .await
-        .expect("store");
-    let checkpointer = Checkpointer::start(
-        store.clone(),
-        key(),
-        ORIGIN.to_owned(),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("checkpointer");
+    let (store, checkpointer) = store_with_checkpointer(&url).await;
 
     let appenders = 256u64;
     let started = Instant::now();
@@ -237,17 +243,7 @@ async fn append_to_signed_checkpoint() {
     let rounds = env_u64("WARDEN_SCALE_ROUNDS", 30);
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("latency.db").display());
-    let store = open_warden_store(&url, StoreOptions::default())
-        .await
-        .expect("store");
-    let checkpointer = Checkpointer::start(
-        store.clone(),
-        key(),
-        ORIGIN.to_owned(),
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("checkpointer");
+    let (store, checkpointer) = store_with_checkpointer(&url).await;
     let log = store.audit_log().expect("audit log");
     let mut waits = Vec::new();
     for i in 0..rounds {
