@@ -6,18 +6,22 @@
 //! # Invariants
 //!
 //! - **Committed before acknowledged.** [`EventLog::append`](warden_core::store::EventLog::append)
-//!   returns `Ok(seq)` only after the transaction holding the event has committed (SQLite runs in
-//!   WAL mode with `synchronous = FULL`). Any failure returns an error, so the caller can refuse
+//!   returns `Ok(seq)` only after the transaction holding the event has committed and is on disk
+//!   (SQLite: WAL mode, and an `fdatasync` of the WAL after the commit; PostgreSQL: a synced
+//!   commit). Any failure returns an error, so the caller can refuse
 //!   the call it was auditing (fail closed). If the writer task is gone, `append` returns
 //!   [`StoreError::WriterStopped`] at once; it never hangs on a dead writer.
 //! - **Contiguous sequence numbers.** Every committed event has a `seq`: 0, 1, 2, ... with no
-//!   gaps and no reuse, in commit order. `seq` is assigned inside the writing transaction from the
-//!   table itself (under `BEGIN IMMEDIATE` in SQLite, under a table lock in PostgreSQL), so it
-//!   stays contiguous with several writers (processes or replicas) on one database. It is the
-//!   Merkle leaf index of the audit log.
-//! - **Group commit.** Each store has one writer task. `append` queues the event; the writer takes
-//!   one, drains whatever else is queued (up to [`StoreOptions::batch_max`]), writes them in one
-//!   transaction and commits once, then answers every waiter. A failed commit answers every waiter
+//!   gaps and no reuse, in commit order. `seq` is the primary key: in PostgreSQL it is assigned
+//!   inside the writing transaction from the table itself, under a table lock; the SQLite writer
+//!   remembers the next one and, when it does not know it or its insert collides with a `seq`
+//!   another process took, reads it from the table under `BEGIN IMMEDIATE`. So it stays
+//!   contiguous with several writers (processes or replicas) on one database. It is the Merkle
+//!   leaf index of the audit log.
+//! - **Group commit.** Each store has one writer task (on SQLite, on a thread of its own).
+//!   `append` queues the event; the writer takes one, drains whatever else is queued (up to
+//!   [`StoreOptions::batch_max`]), writes them in one transaction and commits once, then answers
+//!   every waiter (on SQLite, once a sync of the WAL that began after the commit returns). A failed commit answers every waiter
 //!   of that batch with an error; if the failure is a uniqueness conflict (say, a duplicate event
 //!   id), the events are retried one by one so only the offender fails.
 //! - **Control decisions are atomic across replicas.** A vote locks its approval request for the
@@ -37,6 +41,7 @@ mod codec;
 mod control;
 mod error;
 mod evidence;
+mod log_sync;
 mod pins;
 mod postgres;
 mod session;

@@ -1,15 +1,19 @@
-//! The SQLite backend: one file in WAL mode with `synchronous = FULL`.
+//! The SQLite backend: one file in WAL mode.
 //!
-//! The one exception is the writer's write-ahead batches (evidence that an audit event will
-//! follow, see [`crate::writer`]): they commit with `synchronous = NORMAL`, which in WAL mode
-//! writes the log without syncing it. Such a commit survives a crash of the process; the next
-//! `FULL` commit syncs the log file, and with it every frame written before, so it survives a
-//! crash of the machine from then on. Only the writer's own connection ever switches, and only
-//! between transactions (SQLite refuses it inside one).
+//! Reads and the few writes outside the writer (keys, tasks, checkpoints) use
+//! `synchronous = FULL`: each such commit syncs the WAL. The writer's own connection commits with
+//! `synchronous = NORMAL`, which in WAL mode writes the log without syncing it (the commit
+//! survives a crash of the process at once), and its waiters are answered from the sync stage
+//! ([`crate::log_sync`]) once an `fdatasync` of the WAL file that began after the commit has
+//! returned: then the commit survives a crash of the machine too. Write-ahead batches (evidence
+//! that an audit event will follow, see [`crate::writer`]) are answered without waiting for it.
 //!
-//! Event batches are written under `BEGIN IMMEDIATE` (the database write lock), and `seq` is read
-//! from the table inside that transaction, so two processes sharing the file (say, the server
-//! and the CLI) still produce a contiguous log.
+//! A batch of events alone is one `INSERT` statement, atomic by itself; a batch with other
+//! writes (evidence, session counts) runs under `BEGIN IMMEDIATE` (the database write lock). The
+//! writer remembers the next `seq`, and reads it from the table inside that transaction when it
+//! does not know it or when its insert collides with a `seq` another process (say, a second
+//! Warden on the same file) took, so two processes sharing the file still produce a contiguous
+//! log.
 
 mod audit;
 mod control;
@@ -18,6 +22,7 @@ mod pins;
 mod session;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,27 +33,31 @@ use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use warden_core::event::AuditEvent;
 use warden_core::session::SessionCall;
 use warden_core::store::{
-    AgentKey, AuditLogStore, CallWrites, CredentialStore, EventLog, OperatorRole, OperatorToken,
-    StoreError, TaskGrant,
+    AgentKey, AuditLogStore, CallWrites, CredentialStore, EventLog, EvidenceRecord, OperatorRole,
+    OperatorToken, StoreError, TaskGrant,
 };
 
 use crate::codec::{
     EventRow, event_from_body, parse_opt_time, parse_time, stored_event, stored_events, time_text,
 };
 use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
+use crate::log_sync::{LogSync, WalFileSync};
 use crate::writer::{BatchSink, SyncMode, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 /// Columns bound per event row by the batch insert.
 const EVENT_COLUMNS: usize = 16;
-/// Rows per INSERT statement: a batch is split greedily into these sizes, so that only a few
-/// distinct statements exist and each stays prepared in the connection's cache (the largest is
-/// 16 × 64 binds, well under SQLite's 32766).
-const CHUNK_LENS: [usize; 4] = [64, 16, 4, 1];
+/// Row slots of the multi-row INSERT statements (events, evidence): a batch of n rows takes the
+/// smallest statement with at least n slots (the slots it leaves unbound are NULL and skipped),
+/// so that one statement, one round trip to the driver's thread, inserts the whole batch, and
+/// only a few statement shapes exist, each prepared once in the connection's cache. The largest
+/// event statement is 16 × 256 binds, well under SQLite's 32766; a larger batch takes several.
+const EVENT_SLOTS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// The most rows one INSERT statement takes.
+const MAX_SLOTS: usize = EVENT_SLOTS[EVENT_SLOTS.len() - 1];
 
-const INSERT_EVENTS_HEAD: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
-     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, \
-     leaf_hash) VALUES ";
+const EVENT_COLUMN_NAMES: &str = "seq, id, correlation_id, parent_id, kind, started_at, \
+     finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, leaf_hash";
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -79,6 +88,24 @@ pub(crate) enum SqliteWrite {
 }
 
 impl SqliteWrite {
+    /// The evidence records this write stores.
+    fn evidence(&self) -> &[EvidenceRecord] {
+        match self {
+            Self::Call(call) => &call.1.evidence,
+            Self::Evidence(record) | Self::EvidenceAhead(record) => std::slice::from_ref(record),
+            Self::Event(_) | Self::SessionCall(_) => &[],
+        }
+    }
+
+    /// The session count this write records.
+    fn session(&self) -> Option<&SessionCall> {
+        match self {
+            Self::Call(call) => call.1.session.as_ref(),
+            Self::SessionCall(call) => Some(call),
+            Self::Event(_) | Self::Evidence(_) | Self::EvidenceAhead(_) => None,
+        }
+    }
+
     fn event(&self) -> Option<&EventRow> {
         match self {
             Self::Event(event) => Some(event),
@@ -108,21 +135,30 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(migration_error)?;
-        let writer_pool = if is_memory(url) {
-            pool.clone()
+        let (writer_pool, log_sync) = if is_memory(url) {
+            (pool.clone(), None)
         } else {
-            SqlitePoolOptions::new()
+            let log_sync: Arc<dyn LogSync> = Arc::new(WalFileSync::new(connect.get_filename()));
+            let writer_pool = SqlitePoolOptions::new()
                 .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                // Only the writer uses it, and a failed commit says so: no ping before each batch.
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
+                .connect_with(connect.pragma("cache_size", "-16384"))
                 .await
-                .map_err(|e| db_error(e, "opening the SQLite writer connection"))?
+                .map_err(|e| db_error(e, "opening the SQLite writer connection"))?;
+            (writer_pool, Some(log_sync))
         };
         let sink = SqliteSink {
             pool: writer_pool.clone(),
             sync: SyncMode::Durable,
+            log_sync,
+            next_seq: None,
         };
-        let writer = Writer::spawn(sink, options.batch_max);
+        let writer = Writer::spawn_dedicated(sink, options.batch_max)?;
         Ok(Self {
             pool,
             writer_pool,
@@ -216,6 +252,11 @@ struct SqliteSink {
     /// The `synchronous` level last set on the writer connection. A connection the pool opens
     /// anew starts at `FULL` whatever this says, which errs on the durable side.
     sync: SyncMode,
+    /// Syncs the WAL file apart from commits (none for an in-memory database).
+    log_sync: Option<Arc<dyn LogSync>>,
+    /// The `seq` after the last event this sink committed; read from the table when unknown
+    /// (at start, and after any failed commit, in case another process wrote to the log).
+    next_seq: Option<i64>,
 }
 
 impl SqliteSink {
@@ -252,69 +293,102 @@ impl BatchSink for SqliteSink {
         matches!(row, SqliteWrite::EvidenceAhead(_))
     }
 
+    fn log_sync(&self) -> Option<Arc<dyn LogSync>> {
+        self.log_sync.clone()
+    }
+
     async fn commit(&mut self, rows: &[SqliteWrite], sync: SyncMode) -> Result<u64, StoreError> {
+        let cached = self.next_seq.take();
+        let (first, events) = match self.commit_rows(rows, sync, cached).await {
+            // Another store on the same file (a second Warden) moved the log on: nothing was
+            // committed; take the next seq from the table this time.
+            Err(StoreError::Conflict(_)) if cached.is_some() => {
+                self.commit_rows(rows, sync, None).await?
+            }
+            other => other?,
+        };
+        self.next_seq = first.map(|first| first + events);
+        seq_from_db(first.unwrap_or(0))
+    }
+}
+
+impl SqliteSink {
+    /// Commit `rows`; return the first event's `seq` (`None` if there is no event and the next
+    /// `seq` was not known) and the number of events.
+    async fn commit_rows(
+        &mut self,
+        rows: &[SqliteWrite],
+        sync: SyncMode,
+        next_seq: Option<i64>,
+    ) -> Result<(Option<i64>, i64), StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(|e| db_error(e, "taking the writer connection"))?;
         self.set_sync(&mut conn, sync).await?;
+        let events: Vec<&EventRow> = rows.iter().filter_map(SqliteWrite::event).collect();
+        let records: Vec<&EvidenceRecord> = rows.iter().flat_map(SqliteWrite::evidence).collect();
+        let sessions: Vec<&SessionCall> = rows.iter().filter_map(SqliteWrite::session).collect();
+        let count = events.len() as i64;
+        // What one statement can insert needs no explicit transaction: the statement is atomic
+        // and commits by itself.
+        if sessions.is_empty() {
+            match (next_seq, events.len(), records.len()) {
+                (Some(first), 1..=MAX_SLOTS, 0) => {
+                    insert_events(&mut conn, first, &events).await?;
+                    return Ok((Some(first), count));
+                }
+                (_, 0, 1..=MAX_SLOTS) => {
+                    evidence::insert_evidence(&mut conn, &records).await?;
+                    return Ok((next_seq, 0));
+                }
+                _ => {}
+            }
+        }
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error(e, "starting the event transaction"))?;
-        let events: Vec<&EventRow> = rows.iter().filter_map(SqliteWrite::event).collect();
-        let first = if events.is_empty() {
-            0
-        } else {
-            insert_event_batch(&mut tx, &events).await?
+        let first = match (next_seq, events.is_empty()) {
+            (Some(next), _) => Some(next),
+            (None, true) => None,
+            (None, false) => Some(next_seq_in(&mut tx).await?),
         };
-        for row in rows {
-            match row {
-                SqliteWrite::Event(_) => {}
-                SqliteWrite::Call(call) => {
-                    let writes = &call.1;
-                    for record in &writes.evidence {
-                        evidence::insert_evidence(&mut tx, record).await?;
-                    }
-                    if let Some(session_call) = &writes.session {
-                        session::write_session_call(&mut tx, session_call).await?;
-                    }
-                }
-                SqliteWrite::Evidence(record) | SqliteWrite::EvidenceAhead(record) => {
-                    evidence::insert_evidence(&mut tx, record).await?
-                }
-                SqliteWrite::SessionCall(call) => {
-                    session::write_session_call(&mut tx, call).await?
-                }
-            }
+        if let Some(first) = first {
+            insert_event_batch(&mut tx, first, &events).await?;
+        }
+        if !records.is_empty() {
+            evidence::insert_evidence(&mut tx, &records).await?;
+        }
+        for call in sessions {
+            session::write_session_call(&mut tx, call).await?;
         }
         tx.commit()
             .await
             .map_err(|e| db_error(e, "committing events"))?;
-        seq_from_db(first)
+        Ok((first, count))
     }
 }
 
-/// Insert `events` after the last committed one; return the first one's `seq`.
-async fn insert_event_batch(
-    tx: &mut SqliteConnection,
-    events: &[&EventRow],
-) -> Result<i64, StoreError> {
-    let first: i64 = sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
+/// The `seq` after the last committed event.
+async fn next_seq_in(tx: &mut SqliteConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| db_error(e, "reading the next seq"))?;
-    let mut seq = first;
-    let mut rest = events;
-    while !rest.is_empty() {
-        let n = chunk_len(rest.len());
-        let (chunk, tail) = rest.split_at(n);
+        .map_err(|e| db_error(e, "reading the next seq"))
+}
+
+/// Insert `events` with the `seq`s from `first` on.
+async fn insert_event_batch(
+    tx: &mut SqliteConnection,
+    first: i64,
+    events: &[&EventRow],
+) -> Result<(), StoreError> {
+    for (seq, chunk) in (first..).step_by(MAX_SLOTS).zip(events.chunks(MAX_SLOTS)) {
         insert_events(tx, seq, chunk).await?;
-        seq += n as i64;
-        rest = tail;
     }
-    Ok(first)
+    Ok(())
 }
 
 async fn insert_events(
@@ -322,7 +396,13 @@ async fn insert_events(
     first: i64,
     rows: &[&EventRow],
 ) -> Result<(), StoreError> {
-    let mut query = sqlx::query(AssertSqlSafe(insert_events_sql(rows.len())));
+    let sql = padded_insert_sql(
+        "events",
+        EVENT_COLUMN_NAMES,
+        EVENT_COLUMNS,
+        slots_for(rows.len()),
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
     for (seq, row) in (first..).zip(rows) {
         query = query
             .bind(seq)
@@ -349,26 +429,28 @@ async fn insert_events(
     Ok(())
 }
 
-/// The largest chunk size that fits in `remaining` rows.
-fn chunk_len(remaining: usize) -> usize {
-    CHUNK_LENS
+/// The statement size for `rows` rows (at most [`MAX_SLOTS`]).
+fn slots_for(rows: usize) -> usize {
+    EVENT_SLOTS
         .into_iter()
-        .find(|&n| n <= remaining)
-        .unwrap_or(remaining)
+        .find(|&n| n >= rows)
+        .unwrap_or(MAX_SLOTS)
 }
 
-/// `INSERT ... VALUES (?, ...), (?, ...)` for `rows` rows.
-fn insert_events_sql(rows: usize) -> String {
-    let tuple = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
-    let mut sql = String::with_capacity(INSERT_EVENTS_HEAD.len() + rows * (tuple.len() + 2));
-    sql.push_str(INSERT_EVENTS_HEAD);
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&tuple);
-    }
-    sql
+/// `INSERT INTO table (columns) SELECT column1, ... FROM (VALUES (?, ...), ...) WHERE column1 IS
+/// NOT NULL` with `slots` rows of `width` parameters: rows whose first column is left unbound
+/// (NULL) are not inserted. Every table it serves has a NOT NULL first column.
+fn padded_insert_sql(table: &str, columns: &str, width: usize, slots: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    let values = vec![tuple; slots].join(", ");
+    let picked = (1..=width)
+        .map(|i| format!("column{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO {table} ({columns}) SELECT {picked} FROM (VALUES {values}) \
+         WHERE column1 IS NOT NULL"
+    )
 }
 
 #[async_trait]
@@ -645,24 +727,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_sql_has_one_tuple_per_row() {
-        let sql = insert_events_sql(3);
-        assert_eq!(sql.matches('?').count(), 3 * EVENT_COLUMNS);
-        assert_eq!(sql.matches("), (").count(), 2);
+    fn insert_sql_has_one_tuple_per_slot() {
+        let sql = padded_insert_sql("events", EVENT_COLUMN_NAMES, EVENT_COLUMNS, 4);
+        assert_eq!(sql.matches('?').count(), 4 * EVENT_COLUMNS);
+        assert_eq!(sql.matches("), (").count(), 3);
     }
 
     #[test]
-    fn batches_split_into_few_statement_shapes() {
-        let split = |mut n: usize| {
-            let mut lens = Vec::new();
-            while n > 0 {
-                lens.push(chunk_len(n));
-                n -= chunk_len(n);
-            }
-            lens
-        };
-        assert_eq!(split(1), vec![1]);
-        assert_eq!(split(150), vec![64, 64, 16, 4, 1, 1]);
+    fn a_batch_takes_the_smallest_statement_that_holds_it() {
+        assert_eq!(slots_for(1), 1);
+        assert_eq!(slots_for(3), 4);
+        assert_eq!(slots_for(150), 256);
+        assert_eq!(slots_for(256), 256);
+        assert_eq!(slots_for(1000), 256);
+    }
+
+    #[tokio::test]
+    async fn unbound_slots_insert_nothing() -> Result<(), StoreError> {
+        let store = SqliteStore::open("sqlite::memory:", &StoreOptions::default()).await?;
+        let rows = (0..3)
+            .map(|_| {
+                let event = AuditEvent::begin(warden_core::event::EventKind::ToolCall, "mcp", None);
+                EventRow::from_event(&event)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<&EventRow> = rows.iter().collect();
+        assert_eq!(slots_for(rows.len()), 4);
+        let mut conn = store
+            .writer_pool
+            .acquire()
+            .await
+            .map_err(|e| db_error(e, "taking a connection"))?;
+        insert_events(&mut conn, 0, &rows).await?;
+        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error(e, "reading seqs"))?;
+        assert_eq!(
+            seqs,
+            vec![0, 1, 2],
+            "three events from a statement of four slots"
+        );
+        drop(conn);
+        store.close().await;
+        Ok(())
     }
 
     #[tokio::test]
@@ -688,6 +796,13 @@ mod tests {
                 assert_eq!(got, want, "{pragma}");
             }
         }
+        // The writer commits without syncing and answers after a sync of the WAL file.
+        let event = AuditEvent::begin(warden_core::event::EventKind::ToolCall, "mcp", None);
+        store.append(&event).await?;
+        let stats = store.writer_stats();
+        assert_eq!(stats.events, 1);
+        assert!(stats.syncs >= 1, "answered after a sync: {stats:?}");
+        assert!(dir.path().join("new.db-wal").exists());
         store.close().await;
         Ok(())
     }

@@ -14,6 +14,10 @@
 //! commit, which covers everything written before it, has run), and their waiters are answered
 //! before the rest of the batch is committed and synced. A call then waits for one disk sync,
 //! not two.
+//!
+//! A backend whose log can be synced apart from its commits ([`BatchSink::log_sync`]) commits
+//! every batch deferred and answers its waiters from a [`SyncStage`] once a sync that began
+//! after the commit has returned: the next batch is written while the last one is synced.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use warden_core::store::StoreError;
 
 use crate::codec::EventRow;
 use crate::error::copy_error;
+use crate::log_sync::{Answer, LogSync, SyncStage, poisoned_error};
 
 /// Whether a commit waits for the log to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,12 @@ pub(crate) trait BatchSink: Send + 'static {
         false
     }
 
+    /// How to make [`SyncMode::Deferred`] commits durable, if the backend can sync its log apart
+    /// from committing: then every batch is committed deferred and answered after a sync.
+    fn log_sync(&self) -> Option<Arc<dyn LogSync>> {
+        None
+    }
+
     /// Insert `rows` in order, in one transaction, and commit; return the `seq` given to the
     /// first event row (the other events follow contiguously). Nothing is committed on error.
     fn commit(
@@ -72,6 +83,8 @@ pub struct WriterStats {
     pub failed_commits: u64,
     /// The largest batch committed in one transaction.
     pub largest_batch: u64,
+    /// Syncs of the log done apart from commits (0 where each commit syncs itself).
+    pub syncs: u64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +93,7 @@ struct Counters {
     events: AtomicU64,
     failed_commits: AtomicU64,
     largest_batch: AtomicU64,
+    syncs: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -96,6 +110,7 @@ impl Counters {
             events: self.events.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
         }
     }
 }
@@ -112,22 +127,81 @@ pub(crate) struct Writer<R = EventRow> {
     tx: mpsc::Sender<Request<R>>,
     counters: Arc<Counters>,
     stop: Arc<Notify>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    done: Mutex<Option<Done>>,
+}
+
+/// How [`Writer::stop`] learns that the writer has finished.
+enum Done {
+    Task(JoinHandle<()>),
+    /// Dropped unsent if the thread dies.
+    Thread(oneshot::Receiver<()>),
 }
 
 impl<R: Send + Sync + 'static> Writer<R> {
     /// Spawn the writer task on the current Tokio runtime.
     pub fn spawn<S: BatchSink<Row = R>>(sink: S, batch_max: usize) -> Self {
+        let (writer, run) = Self::prepare(sink, batch_max);
+        let task = tokio::spawn(run);
+        writer.with_done(Done::Task(task))
+    }
+
+    /// Run the writer on a thread of its own, with its own single-threaded runtime.
+    ///
+    /// A busy runtime runs the tasks it has already queued before it looks at wake-ups from
+    /// outside its threads, such as a database driver's worker thread finishing a statement:
+    /// each of a commit's statements would wait behind every appender woken by the last
+    /// commit. On its own thread the writer is polled as soon as its statement is done. Only for
+    /// a sink whose I/O does not need the spawning runtime's reactor (SQLite's driver runs each
+    /// connection on a thread of its own).
+    pub fn spawn_dedicated<S: BatchSink<Row = R>>(
+        sink: S,
+        batch_max: usize,
+    ) -> Result<Self, StoreError> {
+        let (writer, run) = Self::prepare(sink, batch_max);
+        let (finished, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("warden-audit-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(run),
+                    // Dropping `run` drops the queue: every append answers `WriterStopped`.
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the audit writer's runtime")
+                    }
+                }
+                let _ = finished.send(());
+            })
+            .map_err(|e| {
+                StoreError::Database(format!("cannot start the audit writer thread: {e}"))
+            })?;
+        Ok(writer.with_done(Done::Thread(done)))
+    }
+
+    fn prepare<S: BatchSink<Row = R>>(
+        sink: S,
+        batch_max: usize,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let batch_max = batch_max.max(1);
         let (tx, rx) = mpsc::channel(batch_max.saturating_mul(4).max(1024));
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(Notify::new());
-        let task = tokio::spawn(run(sink, rx, stop.clone(), batch_max, counters.clone()));
-        Self {
+        let run = run(sink, rx, stop.clone(), batch_max, counters.clone());
+        let writer = Self {
             tx,
             counters,
             stop,
-            task: Mutex::new(Some(task)),
+            done: Mutex::new(None),
+        };
+        (writer, run)
+    }
+
+    fn with_done(self, done: Done) -> Self {
+        Self {
+            done: Mutex::new(Some(done)),
+            ..self
         }
     }
 
@@ -148,11 +222,14 @@ impl<R: Send + Sync + 'static> Writer<R> {
     /// Stop accepting events, commit those already queued, and wait for the task to end.
     pub async fn stop(&self) {
         self.stop.notify_one();
-        let task = self.task.lock().await.take();
-        if let Some(task) = task
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "the audit writer task failed");
+        let done = self.done.lock().await.take();
+        let failure = match done {
+            Some(Done::Task(task)) => task.await.err().map(|e| e.to_string()),
+            Some(Done::Thread(finished)) => finished.await.err().map(|e| e.to_string()),
+            None => None,
+        };
+        if let Some(error) = failure {
+            tracing::error!(%error, "the audit writer failed");
         }
     }
 }
@@ -164,6 +241,9 @@ async fn run<S: BatchSink>(
     batch_max: usize,
     counters: Arc<Counters>,
 ) {
+    let stage = sink
+        .log_sync()
+        .map(|log| SyncStage::spawn(log, counters.syncs.clone()));
     let mut closing = false;
     // Write-ahead rows commit first, without a sync; the rest after, synced.
     let mut ahead = Batch::default();
@@ -188,11 +268,54 @@ async fn run<S: BatchSink>(
             (&mut ahead, SyncMode::Deferred),
             (&mut rest, SyncMode::Durable),
         ] {
-            if !batch.rows.is_empty() {
-                commit_batch(&mut sink, &batch.rows, &mut batch.replies, sync, &counters).await;
-                batch.rows.clear();
+            if batch.rows.is_empty() {
+                continue;
             }
+            if stage.as_ref().is_some_and(SyncStage::poisoned) {
+                for reply in batch.replies.drain(..) {
+                    let _ = reply.send(Err(poisoned_error()));
+                }
+            } else {
+                match (&stage, sync) {
+                    (Some(stage), SyncMode::Durable) => {
+                        let answers = commit_batch(
+                            &mut sink,
+                            &batch.rows,
+                            &mut batch.replies,
+                            SyncMode::Deferred,
+                            &counters,
+                        )
+                        .await;
+                        let (committed, failed): (Vec<_>, Vec<_>) =
+                            answers.into_iter().partition(|(_, a)| a.is_ok());
+                        send_all(failed);
+                        stage.after_sync(
+                            committed
+                                .into_iter()
+                                .filter_map(|(reply, a)| a.ok().map(|seq| (reply, seq)))
+                                .collect::<Vec<Answer>>(),
+                        );
+                    }
+                    _ => send_all(
+                        commit_batch(&mut sink, &batch.rows, &mut batch.replies, sync, &counters)
+                            .await,
+                    ),
+                }
+            }
+            batch.rows.clear();
         }
+    }
+    if let Some(stage) = stage {
+        stage.stop().await;
+    }
+}
+
+type Answered = (Reply, Result<u64, StoreError>);
+
+fn send_all(answers: Vec<Answered>) {
+    for (reply, answer) in answers {
+        // A waiter that gave up is fine: its row is committed all the same.
+        let _ = reply.send(answer);
     }
 }
 
@@ -237,42 +360,49 @@ async fn next_request<R>(
     rx.recv().await
 }
 
-/// Commit `rows` and answer `replies` (drained); on a conflict, retry the rows one by one so
-/// that only the offending events fail.
+/// Commit `rows` and pair each of `replies` (drained) with its answer; on a conflict, retry the
+/// rows one by one so that only the offending events fail.
 async fn commit_batch<S: BatchSink>(
     sink: &mut S,
     rows: &[S::Row],
     replies: &mut Vec<Reply>,
     sync: SyncMode,
     counters: &Counters,
-) {
+) -> Vec<Answered> {
     match sink.commit(rows, sync).await {
         Ok(first) => {
             let mut seq = first;
-            for (row, reply) in rows.iter().zip(replies.drain(..)) {
-                let answer = if S::is_event(row) {
-                    seq += 1;
-                    seq - 1
-                } else {
-                    0
-                };
-                // A waiter that gave up is fine: its row is committed all the same.
-                let _ = reply.send(Ok(answer));
-            }
+            let answers = rows
+                .iter()
+                .zip(replies.drain(..))
+                .map(|(row, reply)| {
+                    let answer = if S::is_event(row) {
+                        seq += 1;
+                        seq - 1
+                    } else {
+                        0
+                    };
+                    (reply, Ok(answer))
+                })
+                .collect();
             counters.committed(usize::try_from(seq - first).unwrap_or(usize::MAX));
+            answers
         }
         Err(StoreError::Conflict(_)) if rows.len() > 1 => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            let mut answers = Vec::with_capacity(rows.len());
             for (row, reply) in rows.iter().zip(replies.drain(..)) {
-                let _ = reply.send(commit_one(sink, row, sync, counters).await);
+                answers.push((reply, commit_one(sink, row, sync, counters).await));
             }
+            answers
         }
         Err(err) => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, events = rows.len(), "audit batch failed to commit");
-            for reply in replies.drain(..) {
-                let _ = reply.send(Err(copy_error(&err)));
-            }
+            replies
+                .drain(..)
+                .map(|reply| (reply, Err(copy_error(&err))))
+                .collect()
         }
     }
 }
@@ -369,6 +499,21 @@ mod tests {
     /// Per commit: which rows were write-ahead, and the commit's sync.
     type CommitLog = Arc<std::sync::Mutex<Vec<(Vec<bool>, SyncMode)>>>;
 
+    /// Log a commit: which of its rows were write-ahead, and its sync.
+    fn note_commit(log: &CommitLog, rows: &[Row], sync: SyncMode) {
+        let kinds = rows.iter().map(|r| matches!(r, Row::Ahead)).collect();
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((kinds, sync));
+    }
+
+    /// The commits logged so far.
+    fn logged(log: &CommitLog) -> Vec<(Vec<bool>, SyncMode)> {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     struct GatedSink {
         log: CommitLog,
         gate: Arc<tokio::sync::Semaphore>,
@@ -395,11 +540,7 @@ mod tests {
                     .map_err(|_| StoreError::WriterStopped)?
                     .forget();
             }
-            let kinds = rows.iter().map(Self::is_write_ahead).collect();
-            self.log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((kinds, sync));
+            note_commit(&self.log, rows, sync);
             Ok(0)
         }
     }
@@ -426,10 +567,7 @@ mod tests {
         gate.add_permits(1);
         let event = tokio::time::timeout(Duration::from_secs(5), event).await;
         assert!(matches!(event, Ok(Ok(Ok(0)))), "{event:?}");
-        let log = log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let log = logged(&log);
         assert_eq!(
             log,
             vec![
@@ -437,6 +575,69 @@ mod tests {
                 (vec![false], SyncMode::Durable)
             ]
         );
+    }
+
+    /// A log whose syncs wait for a permit sent over a channel, like a slow disk.
+    struct HeldSync(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+    impl LogSync for HeldSync {
+        fn sync(&self) -> std::io::Result<()> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recv()
+                .map_err(std::io::Error::other)
+        }
+    }
+
+    /// [`GatedSink`] without the gate, with a log synced apart from its commits.
+    struct SyncedApartSink {
+        log: CommitLog,
+        sync: Arc<HeldSync>,
+    }
+
+    impl BatchSink for SyncedApartSink {
+        type Row = Row;
+        fn is_event(row: &Row) -> bool {
+            matches!(row, Row::Event)
+        }
+        fn log_sync(&self) -> Option<Arc<dyn LogSync>> {
+            Some(self.sync.clone())
+        }
+        async fn commit(&mut self, rows: &[Row], sync: SyncMode) -> Result<u64, StoreError> {
+            note_commit(&self.log, rows, sync);
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_committed_without_a_sync_is_answered_only_after_the_log_sync() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (permit, held) = std::sync::mpsc::channel();
+        let sink = SyncedApartSink {
+            log: log.clone(),
+            sync: Arc::new(HeldSync(std::sync::Mutex::new(held))),
+        };
+        let writer = Arc::new(Writer::spawn(sink, 16));
+        let event = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.append(Row::Event).await }
+        });
+        // Committed (deferred), but not answered while the sync is held.
+        for _ in 0..500 {
+            if !logged(&log).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!event.is_finished(), "answered before its sync");
+        let _ = permit.send(());
+        let event = tokio::time::timeout(Duration::from_secs(5), event).await;
+        assert!(matches!(event, Ok(Ok(Ok(0)))), "{event:?}");
+        let log = logged(&log);
+        assert_eq!(log, vec![(vec![false], SyncMode::Deferred)]);
+        assert_eq!(writer.stats().syncs, 1);
     }
 
     #[tokio::test]
