@@ -530,31 +530,79 @@ async fn an_auditor_sees_arguments_and_results_redacted_above_the_role_clearance
     );
 }
 
-#[tokio::test]
-async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event_says_why() {
+/// Make the database refuse every evidence record matching `when`, as a full disk would.
+async fn fail_evidence_inserts(db: &mut sqlx::SqliteConnection, trigger: &str, when: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER {trigger} BEFORE INSERT ON evidence WHEN {when} \
+         BEGIN SELECT RAISE(ABORT, 'vault disk full'); END"
+    )))
+    .execute(&mut *db)
+    .await
+    .expect("break the vault");
+}
+
+/// A quickstart server where evidence records matching `when` are refused, and refund-bot's
+/// answer to a refund of `amount` EUR there.
+struct BrokenVault {
+    server: TestServer,
+    key: String,
+    /// refund-bot's refunds before the refund.
+    before: Value,
+    db: sqlx::SqliteConnection,
+    code: u16,
+    body: Value,
+}
+
+async fn refund_with_broken_vault(trigger: &str, when: &str, amount: u32) -> BrokenVault {
     let server = TestServer::quickstart(|c| c);
     let key = server.create_key("refund-bot");
     let (_, before) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
     assert_eq!(before["outcome"], "ok", "{before}");
     let mut db = sqlite(&db_path(&server)).await;
-    sqlx::query("CREATE TRIGGER vault_down BEFORE INSERT ON evidence BEGIN SELECT RAISE(ABORT, 'vault disk full'); END")
-        .execute(&mut db)
-        .await
-        .expect("break the vault");
-    let refund = json!({"amount": 500, "currency": "EUR", "customer_id": "C001"});
+    fail_evidence_inserts(&mut db, trigger, when).await;
+    let refund = json!({"amount": amount, "currency": "EUR", "customer_id": "C001"});
     let (code, body) = call(&server.base, &key, "payments.refund", refund).await;
-    assert_eq!(code, 502, "{body}");
+    BrokenVault {
+        server,
+        key,
+        before,
+        db,
+        code,
+        body,
+    }
+}
+
+/// The error message of a failed call answered without a result.
+fn failed_without_result(body: &Value) -> &str {
     assert_eq!(body["outcome"], "failed", "{body}");
     assert!(body["result"].is_null(), "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
+async fn repair_evidence_inserts(db: &mut sqlx::SqliteConnection, trigger: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+        .execute(&mut *db)
+        .await
+        .expect("repair the vault");
+}
+
+#[tokio::test]
+async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event_says_why() {
+    let BrokenVault {
+        server,
+        key,
+        before,
+        mut db,
+        code,
+        body,
+    } = refund_with_broken_vault("vault_down", "1", 500).await;
+    assert_eq!(code, 502, "{body}");
+    let message = failed_without_result(&body);
     assert!(
         message.contains("evidence vault") && message.contains("not executed"),
         "{body}"
     );
-    sqlx::query("DROP TRIGGER vault_down")
-        .execute(&mut db)
-        .await
-        .expect("repair");
+    repair_evidence_inserts(&mut db, "vault_down").await;
     let (_, after) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
     assert_eq!(after["outcome"], "ok", "{after}");
     assert_eq!(
@@ -578,6 +626,56 @@ async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event
         e["explanation"]["what"]["arguments"]["state"], "not_kept",
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_kept_is_withheld_and_its_call_recorded_failed() {
+    // The arguments are kept (so the refund runs); the result, committed in one transaction
+    // with the call's event, is not: that transaction fails as a whole.
+    let BrokenVault {
+        server,
+        key,
+        before,
+        mut db,
+        code,
+        body,
+    } = refund_with_broken_vault("results_down", "NEW.artifact = 'result'", 25).await;
+    assert_ne!(code, 200, "{body}");
+    let message = failed_without_result(&body);
+    assert!(message.contains("result is withheld"), "{body}");
+    repair_evidence_inserts(&mut db, "results_down").await;
+    // The event was committed alone, as failed, with the reason; the log still verifies.
+    let event_id = body["event_id"].as_str().expect("id");
+    let (_, e) = get(
+        &server.base,
+        &server.admin_token,
+        &format!("/v1/events/{event_id}"),
+    )
+    .await;
+    assert_eq!(e["event"]["outcome"], "failed", "{e}");
+    assert!(
+        e["event"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("result is withheld")),
+        "{e}"
+    );
+    let results: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM evidence WHERE event_id = ? AND artifact = 'result'",
+    )
+    .bind(event_id)
+    .fetch_one(&mut db)
+    .await
+    .expect("count results");
+    assert_eq!(results, 0);
+    // The upstream did run: the record says so by its upstream latency, and the refund is there.
+    assert!(e["event"]["upstream_latency_us"].is_u64(), "{e}");
+    let (_, after) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
+    assert_ne!(
+        after["result"]["structuredContent"], before["result"]["structuredContent"],
+        "the refund ran"
+    );
+    let (code, out) = audit_verify(&server);
+    assert_eq!(code, 0, "{out}");
 }
 
 fn serve_once(server: &TestServer, env: Option<(&str, &str)>) -> Output {
