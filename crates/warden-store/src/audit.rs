@@ -140,6 +140,27 @@ const NOT_READ: &str = "not read (only the Merkle leaf was read)";
 const RECORD_COLUMNS: &str = "seq, canonical, leaf_hash, body, id, correlation_id, parent_id, \
      kind, started_at, finished_at, agent, \"user\", task, action, verdict, outcome";
 
+/// Positions in [`RECORD_COLUMNS`]: rows are read by position, since a lookup by name searches
+/// the column names for every value of every row.
+mod col {
+    pub const SEQ: usize = 0;
+    pub const CANONICAL: usize = 1;
+    pub const LEAF_HASH: usize = 2;
+    pub const BODY: usize = 3;
+    pub const ID: usize = 4;
+    pub const CORRELATION_ID: usize = 5;
+    pub const PARENT_ID: usize = 6;
+    pub const KIND: usize = 7;
+    pub const STARTED_AT: usize = 8;
+    pub const FINISHED_AT: usize = 9;
+    pub const AGENT: usize = 10;
+    pub const USER: usize = 11;
+    pub const TASK: usize = 12;
+    pub const ACTION: usize = 13;
+    pub const VERDICT: usize = 14;
+    pub const OUTCOME: usize = 15;
+}
+
 impl LogReader {
     /// Open `url` (`sqlite://FILE` or `postgres://...`) without migrating or writing. SQLite is
     /// opened read-only; if that is impossible (a WAL that needs recovery after a crash needs
@@ -423,35 +444,35 @@ fn enum_from_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> R
 
 fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError> {
     let get = |e: sqlx::Error| db_error(e, "decoding an event row");
-    let seq: i64 = row.try_get("seq").map_err(get)?;
-    let body: String = row.try_get("body").map_err(get)?;
-    let started: String = row.try_get("started_at").map_err(get)?;
-    let finished: String = row.try_get("finished_at").map_err(get)?;
+    let seq: i64 = row.try_get(col::SEQ).map_err(get)?;
+    let body: String = row.try_get(col::BODY).map_err(get)?;
+    let started: String = row.try_get(col::STARTED_AT).map_err(get)?;
+    let finished: String = row.try_get(col::FINISHED_AT).map_err(get)?;
     let columns = match (
         parse_time(&started, "started_at"),
         parse_time(&finished, "finished_at"),
     ) {
         (Ok(started_at), Ok(finished_at)) => Ok(Columns {
-            id: row.try_get("id").map_err(get)?,
-            correlation_id: row.try_get("correlation_id").map_err(get)?,
-            parent_id: row.try_get("parent_id").map_err(get)?,
-            kind: row.try_get("kind").map_err(get)?,
+            id: row.try_get(col::ID).map_err(get)?,
+            correlation_id: row.try_get(col::CORRELATION_ID).map_err(get)?,
+            parent_id: row.try_get(col::PARENT_ID).map_err(get)?,
+            kind: row.try_get(col::KIND).map_err(get)?,
             started_at,
             finished_at,
-            agent: row.try_get("agent").map_err(get)?,
-            user: row.try_get("user").map_err(get)?,
-            task: row.try_get("task").map_err(get)?,
-            action: row.try_get("action").map_err(get)?,
-            verdict: row.try_get("verdict").map_err(get)?,
-            outcome: row.try_get("outcome").map_err(get)?,
+            agent: row.try_get(col::AGENT).map_err(get)?,
+            user: row.try_get(col::USER).map_err(get)?,
+            task: row.try_get(col::TASK).map_err(get)?,
+            action: row.try_get(col::ACTION).map_err(get)?,
+            verdict: row.try_get(col::VERDICT).map_err(get)?,
+            outcome: row.try_get(col::OUTCOME).map_err(get)?,
         }),
         (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
     };
     let body = event_from_body(seq, &body).map_err(|e| e.to_string());
     Ok(RawRecord {
         seq,
-        canonical: row.try_get("canonical").map_err(get)?,
-        leaf_hash: row.try_get("leaf_hash").map_err(get)?,
+        canonical: row.try_get(col::CANONICAL).map_err(get)?,
+        leaf_hash: row.try_get(col::LEAF_HASH).map_err(get)?,
         columns: columns.and_then(|c| event_from_columns(&body, c)),
         body,
     })
@@ -459,27 +480,27 @@ fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError>
 
 fn pg_record(row: &sqlx::postgres::PgRow) -> Result<RawRecord, StoreError> {
     let get = |e: sqlx::Error| db_error(e, "decoding an event row");
-    let seq: i64 = row.try_get("seq").map_err(get)?;
-    let body: String = row.try_get("body").map_err(get)?;
+    let seq: i64 = row.try_get(col::SEQ).map_err(get)?;
+    let body: String = row.try_get(col::BODY).map_err(get)?;
     let columns = Columns {
-        id: row.try_get("id").map_err(get)?,
-        correlation_id: row.try_get("correlation_id").map_err(get)?,
-        parent_id: row.try_get("parent_id").map_err(get)?,
-        kind: row.try_get("kind").map_err(get)?,
-        started_at: row.try_get("started_at").map_err(get)?,
-        finished_at: row.try_get("finished_at").map_err(get)?,
-        agent: row.try_get("agent").map_err(get)?,
-        user: row.try_get("user").map_err(get)?,
-        task: row.try_get("task").map_err(get)?,
-        action: row.try_get("action").map_err(get)?,
-        verdict: row.try_get("verdict").map_err(get)?,
-        outcome: row.try_get("outcome").map_err(get)?,
+        id: row.try_get(col::ID).map_err(get)?,
+        correlation_id: row.try_get(col::CORRELATION_ID).map_err(get)?,
+        parent_id: row.try_get(col::PARENT_ID).map_err(get)?,
+        kind: row.try_get(col::KIND).map_err(get)?,
+        started_at: row.try_get(col::STARTED_AT).map_err(get)?,
+        finished_at: row.try_get(col::FINISHED_AT).map_err(get)?,
+        agent: row.try_get(col::AGENT).map_err(get)?,
+        user: row.try_get(col::USER).map_err(get)?,
+        task: row.try_get(col::TASK).map_err(get)?,
+        action: row.try_get(col::ACTION).map_err(get)?,
+        verdict: row.try_get(col::VERDICT).map_err(get)?,
+        outcome: row.try_get(col::OUTCOME).map_err(get)?,
     };
     let body = event_from_body(seq, &body).map_err(|e| e.to_string());
     Ok(RawRecord {
         seq,
-        canonical: row.try_get("canonical").map_err(get)?,
-        leaf_hash: row.try_get("leaf_hash").map_err(get)?,
+        canonical: row.try_get(col::CANONICAL).map_err(get)?,
+        leaf_hash: row.try_get(col::LEAF_HASH).map_err(get)?,
         columns: event_from_columns(&body, columns),
         body,
     })
