@@ -546,6 +546,7 @@ async fn fail_evidence_inserts(db: &mut sqlx::SqliteConnection, trigger: &str, w
 struct BrokenVault {
     server: TestServer,
     key: String,
+    trigger: String,
     /// refund-bot's refunds before the refund.
     before: Value,
     db: sqlx::SqliteConnection,
@@ -553,69 +554,83 @@ struct BrokenVault {
     body: Value,
 }
 
-async fn refund_with_broken_vault(trigger: &str, when: &str, amount: u32) -> BrokenVault {
-    let server = TestServer::quickstart(|c| c);
-    let key = server.create_key("refund-bot");
-    let (_, before) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
-    assert_eq!(before["outcome"], "ok", "{before}");
-    let mut db = sqlite(&db_path(&server)).await;
-    fail_evidence_inserts(&mut db, trigger, when).await;
-    let refund = json!({"amount": amount, "currency": "EUR", "customer_id": "C001"});
-    let (code, body) = call(&server.base, &key, "payments.refund", refund).await;
-    BrokenVault {
-        server,
-        key,
-        before,
-        db,
-        code,
-        body,
+impl BrokenVault {
+    async fn refund(trigger: &str, when: &str, amount: u32) -> Self {
+        let server = TestServer::quickstart(|c| c);
+        let key = server.create_key("refund-bot");
+        let (_, before) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
+        assert_eq!(before["outcome"], "ok", "{before}");
+        let mut db = sqlite(&db_path(&server)).await;
+        fail_evidence_inserts(&mut db, trigger, when).await;
+        let refund = json!({"amount": amount, "currency": "EUR", "customer_id": "C001"});
+        let (code, body) = call(&server.base, &key, "payments.refund", refund).await;
+        Self {
+            server,
+            key,
+            trigger: trigger.to_owned(),
+            before,
+            db,
+            code,
+            body,
+        }
     }
-}
 
-/// The error message of a failed call answered without a result.
-fn failed_without_result(body: &Value) -> &str {
-    assert_eq!(body["outcome"], "failed", "{body}");
-    assert!(body["result"].is_null(), "{body}");
-    body["error"]["message"].as_str().unwrap_or_default()
-}
+    /// The error message of the refund, answered as failed and without a result.
+    fn failure_message(&self) -> &str {
+        let body = &self.body;
+        assert_eq!(body["outcome"], "failed", "{body}");
+        assert!(body["result"].is_null(), "{body}");
+        body["error"]["message"].as_str().unwrap_or_default()
+    }
 
-async fn repair_evidence_inserts(db: &mut sqlx::SqliteConnection, trigger: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
-        .execute(&mut *db)
+    async fn repair(&mut self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TRIGGER {}",
+            self.trigger
+        )))
+        .execute(&mut self.db)
         .await
         .expect("repair the vault");
+    }
+
+    fn event_id(&self) -> &str {
+        self.body["event_id"].as_str().expect("an event id")
+    }
+
+    /// `GET /v1/events/{id}` of the refund's event.
+    async fn explained(&self) -> Value {
+        let path = format!("/v1/events/{}", self.event_id());
+        get(&self.server.base, &self.server.admin_token, &path)
+            .await
+            .1
+    }
+
+    /// refund-bot's refunds now.
+    async fn refunds(&self) -> Value {
+        let base = &self.server.base;
+        let (_, now) = call(base, &self.key, "payments.list_refunds", json!({})).await;
+        assert_eq!(now["outcome"], "ok", "{now}");
+        now["result"]["structuredContent"].clone()
+    }
 }
 
 #[tokio::test]
 async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event_says_why() {
-    let BrokenVault {
-        server,
-        key,
-        before,
-        mut db,
-        code,
-        body,
-    } = refund_with_broken_vault("vault_down", "1", 500).await;
-    assert_eq!(code, 502, "{body}");
-    let message = failed_without_result(&body);
+    let mut v = BrokenVault::refund("vault_down", "1", 500).await;
+    assert_eq!(v.code, 502, "{}", v.body);
+    let message = v.failure_message();
     assert!(
         message.contains("evidence vault") && message.contains("not executed"),
-        "{body}"
+        "{}",
+        v.body
     );
-    repair_evidence_inserts(&mut db, "vault_down").await;
-    let (_, after) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
-    assert_eq!(after["outcome"], "ok", "{after}");
+    v.repair().await;
     assert_eq!(
-        after["result"]["structuredContent"], before["result"]["structuredContent"],
+        v.refunds().await,
+        v.before["result"]["structuredContent"],
         "the refund never ran"
     );
-    let event_id = body["event_id"].as_str().expect("id");
-    let (_, e) = get(
-        &server.base,
-        &server.admin_token,
-        &format!("/v1/events/{event_id}"),
-    )
-    .await;
+    let e = v.explained().await;
     assert!(
         e["event"]["reason"]
             .as_str()
@@ -632,26 +647,16 @@ async fn when_the_vault_cannot_keep_a_record_the_call_fails_closed_and_the_event
 async fn a_result_that_cannot_be_kept_is_withheld_and_its_call_recorded_failed() {
     // The arguments are kept (so the refund runs); the result, committed in one transaction
     // with the call's event, is not: that transaction fails as a whole.
-    let BrokenVault {
-        server,
-        key,
-        before,
-        mut db,
-        code,
-        body,
-    } = refund_with_broken_vault("results_down", "NEW.artifact = 'result'", 25).await;
-    assert_ne!(code, 200, "{body}");
-    let message = failed_without_result(&body);
-    assert!(message.contains("result is withheld"), "{body}");
-    repair_evidence_inserts(&mut db, "results_down").await;
+    let mut v = BrokenVault::refund("results_down", "NEW.artifact = 'result'", 25).await;
+    assert_ne!(v.code, 200, "{}", v.body);
+    assert!(
+        v.failure_message().contains("result is withheld"),
+        "{}",
+        v.body
+    );
+    v.repair().await;
     // The event was committed alone, as failed, with the reason; the log still verifies.
-    let event_id = body["event_id"].as_str().expect("id");
-    let (_, e) = get(
-        &server.base,
-        &server.admin_token,
-        &format!("/v1/events/{event_id}"),
-    )
-    .await;
+    let e = v.explained().await;
     assert_eq!(e["event"]["outcome"], "failed", "{e}");
     assert!(
         e["event"]["reason"]
@@ -662,19 +667,19 @@ async fn a_result_that_cannot_be_kept_is_withheld_and_its_call_recorded_failed()
     let results: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM evidence WHERE event_id = ? AND artifact = 'result'",
     )
-    .bind(event_id)
-    .fetch_one(&mut db)
+    .bind(v.event_id().to_owned())
+    .fetch_one(&mut v.db)
     .await
     .expect("count results");
     assert_eq!(results, 0);
     // The upstream did run: the record says so by its upstream latency, and the refund is there.
     assert!(e["event"]["upstream_latency_us"].is_u64(), "{e}");
-    let (_, after) = call(&server.base, &key, "payments.list_refunds", json!({})).await;
     assert_ne!(
-        after["result"]["structuredContent"], before["result"]["structuredContent"],
+        v.refunds().await,
+        v.before["result"]["structuredContent"],
         "the refund ran"
     );
-    let (code, out) = audit_verify(&server);
+    let (code, out) = audit_verify(&v.server);
     assert_eq!(code, 0, "{out}");
 }
 
