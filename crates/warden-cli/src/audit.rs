@@ -25,7 +25,7 @@ use warden_audit::merkle::{CompactRange, Hash, NodeId, leaf_hash, verify_inclusi
 use warden_audit::{LogVerifier, Record, VerifierKey, VerifyError, checkpoint};
 use warden_core::{AuditEvent, Config};
 use warden_server::checkpointer::verifier_key_path;
-use warden_store::{LogReader, RawCheckpoint, RawRecord};
+use warden_store::{LogReader, RawCheckpoint, RawRecord, ScanResult};
 
 use crate::admin::Api;
 use crate::{ConfigArg, ServerArgs};
@@ -370,45 +370,69 @@ fn claimed_size(note: &str) -> Option<u64> {
     note.lines().nth(1)?.parse().ok()
 }
 
-/// Feed one stored row to the verifier; a problem the verifier cannot express (no canonical
-/// bytes, a malformed hash, unreadable columns) is returned as a failure at the row.
-fn push_row(verifier: &mut LogVerifier, row: &RawRecord, quick: bool) -> Result<(), Failure> {
-    let Ok(seq) = u64::try_from(row.seq) else {
+/// What the verifier cannot express about a stored row: a negative seq or, for the row the
+/// verifier expects next, no canonical bytes or a stored leaf hash that is missing or not 32
+/// bytes. Returns the row's seq and the stored hash to push (`None` for a malformed one out of
+/// place, where the verifier reports the seq).
+fn row_shape(
+    verifier: &LogVerifier,
+    seq: i64,
+    canonical: Option<&[u8]>,
+    leaf_hash: Option<&[u8]>,
+) -> Result<(u64, Option<Hash>), Failure> {
+    let Ok(seq) = u64::try_from(seq) else {
         return Err(Failure::at(
             verifier.size(),
-            format!("a row has the negative seq {}", row.seq),
+            format!("a row has the negative seq {seq}"),
         ));
     };
     let at_place = seq == verifier.size();
     let fail = |message: String| Err(Failure::at(seq, message));
-    let canonical: &[u8] = match (&row.canonical, at_place) {
-        (Some(c), _) => c,
-        (None, true) => return fail(format!("event {seq} has no canonical bytes")),
-        (None, false) => &[],
-    };
-    let stored = match (&row.leaf_hash, at_place) {
-        (Some(h), _) => match <Hash>::try_from(h.as_slice()) {
-            Ok(h) => Some(h),
-            Err(_) if at_place => {
-                return fail(format!(
-                    "event {seq}'s stored leaf hash is {} bytes, not 32",
-                    h.len()
-                ));
-            }
-            Err(_) => None,
-        },
-        (None, true) => return fail(format!("event {seq} has no stored leaf hash")),
-        (None, false) => None,
-    };
-    let columns: Option<&AuditEvent> = match (&row.columns, quick) {
-        (_, true) => None,
-        (Ok(event), false) => Some(event),
-        (Err(e), false) if at_place => {
+    let stored = leaf_hash.map(|h| Hash::try_from(h).map_err(|_| h.len()));
+    match (canonical, stored, at_place) {
+        (None, _, true) => fail(format!("event {seq} has no canonical bytes")),
+        (_, None, true) => fail(format!("event {seq} has no stored leaf hash")),
+        (_, Some(Err(len)), true) => fail(format!(
+            "event {seq}'s stored leaf hash is {len} bytes, not 32"
+        )),
+        (_, Some(Ok(stored)), _) => Ok((seq, Some(stored))),
+        (_, _, false) => Ok((seq, None)),
+    }
+}
+
+/// Feed one row's Merkle leaf (no columns) to the verifier.
+fn push_leaf(
+    verifier: &mut LogVerifier,
+    seq: i64,
+    canonical: Option<&[u8]>,
+    leaf_hash: Option<&[u8]>,
+) -> Result<(), Failure> {
+    let (seq, stored) = row_shape(verifier, seq, canonical, leaf_hash)?;
+    verifier
+        .push(seq, canonical.unwrap_or_default(), stored)
+        .map_err(Failure::from)
+}
+
+/// Feed one stored row to the verifier; a problem the verifier cannot express (see
+/// [`row_shape`], unreadable columns) is returned as a failure at the row.
+fn push_row(verifier: &mut LogVerifier, row: &RawRecord) -> Result<(), Failure> {
+    let (seq, stored) = row_shape(
+        verifier,
+        row.seq,
+        row.canonical.as_deref(),
+        row.leaf_hash.as_deref(),
+    )?;
+    let at_place = seq == verifier.size();
+    let fail = |message: String| Err(Failure::at(seq, message));
+    let canonical: &[u8] = row.canonical.as_deref().unwrap_or_default();
+    let columns: Option<&AuditEvent> = match &row.columns {
+        Ok(event) => Some(event),
+        Err(e) if at_place => {
             return fail(format!(
                 "event {seq}'s stored columns are not an event: {e}"
             ));
         }
-        (Err(_), false) => None,
+        Err(_) => None,
     };
     verifier
         .push_record(Record {
@@ -419,20 +443,17 @@ fn push_row(verifier: &mut LogVerifier, row: &RawRecord, quick: bool) -> Result<
         })
         .map_err(Failure::from)?;
     // The JSON body is a convenience copy: it must tell the same event.
-    if !quick {
-        match &row.body {
-            Ok(body) if canonical_bytes(body) == canonical => {}
-            Ok(body) => {
-                let fields = differing_fields(&canonical_bytes(body), canonical);
-                return fail(format!(
-                    "event {seq}'s JSON body disagrees with its canonical record in: {}",
-                    fields.join(", ")
-                ));
-            }
-            Err(e) => return fail(format!("event {seq}'s JSON body is not an event: {e}")),
+    match &row.body {
+        Ok(body) if canonical_bytes(body) == canonical => Ok(()),
+        Ok(body) => {
+            let fields = differing_fields(&canonical_bytes(body), canonical);
+            fail(format!(
+                "event {seq}'s JSON body disagrees with its canonical record in: {}",
+                fields.join(", ")
+            ))
         }
+        Err(e) => fail(format!("event {seq}'s JSON body is not an event: {e}")),
     }
-    Ok(())
 }
 
 async fn verify_database(args: &VerifyArgs, config: Option<&Config>) -> anyhow::Result<Outcome> {
@@ -457,17 +478,14 @@ async fn verify_database(args: &VerifyArgs, config: Option<&Config>) -> anyhow::
 async fn read_chunks(
     reader: LogReader,
     end: u64,
-    leaves_only: bool,
     chunks: tokio::sync::mpsc::Sender<anyhow::Result<Vec<RawRecord>>>,
 ) {
     let mut from = 0u64;
     while from < end {
-        let records = if leaves_only {
-            reader.leaf_records(from, CHUNK).await
-        } else {
-            reader.records(from, CHUNK).await
-        }
-        .context("cannot read events");
+        let records = reader
+            .records(from, CHUNK)
+            .await
+            .context("cannot read events");
         let next = match &records {
             Ok(rows) => rows
                 .last()
@@ -482,6 +500,52 @@ async fn read_chunks(
             None => return,
         }
     }
+}
+
+/// Feed every row below `end` to the verifier, read whole in chunks (the database reads the
+/// next chunk while this task checks the last one); stops at the first failing row.
+async fn push_rows(
+    reader: &LogReader,
+    end: u64,
+    verifier: &mut LogVerifier,
+) -> anyhow::Result<Option<Failure>> {
+    let (chunks, mut read) = tokio::sync::mpsc::channel(2);
+    let reading = tokio::spawn(read_chunks(reader.clone(), end, chunks));
+    let checked = async {
+        while let Some(records) = read.recv().await {
+            for row in &records? {
+                if u64::try_from(row.seq).is_ok_and(|s| s >= end) {
+                    return Ok(None);
+                }
+                if let Err(f) = push_row(verifier, row) {
+                    return Ok(Some(f));
+                }
+            }
+        }
+        anyhow::Ok(None)
+    }
+    .await;
+    drop(read);
+    reading.abort();
+    // Cancelled or finished, the reader task is done with the pool before it is closed.
+    let _ = reading.await;
+    checked
+}
+
+/// Feed the rows of a scan (see [`LogReader::scan_leaves`]) to the verifier until the scan
+/// ends or a row fails.
+async fn push_scanned_leaves(
+    mut batches: tokio::sync::mpsc::Receiver<ScanResult>,
+    verifier: &mut LogVerifier,
+) -> anyhow::Result<Option<Failure>> {
+    while let Some(batch) = batches.recv().await {
+        for row in batch.context("cannot read events")?.rows() {
+            if let Err(f) = push_leaf(verifier, row.seq, row.canonical, row.leaf_hash) {
+                return Ok(Some(f));
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn verify_reader(
@@ -504,30 +568,15 @@ async fn verify_reader(
     notes.extend(extra_notes(&args.checkpoints)?);
     let mut verifier = LogVerifier::new().decode_events(!args.quick);
     present(&mut verifier, &notes, key);
-    // The database reads the next chunk while this task checks the last one.
-    let (chunks, mut read) = tokio::sync::mpsc::channel(2);
-    // `--quick` checks only what the Merkle log covers: the other columns are not even read.
-    let reading = tokio::spawn(read_chunks(reader.clone(), end, args.quick, chunks));
-    let checked = async {
-        'read: while let Some(records) = read.recv().await {
-            for row in &records? {
-                if u64::try_from(row.seq).is_ok_and(|s| s >= end) {
-                    break 'read;
-                }
-                if let Err(f) = push_row(&mut verifier, row, args.quick) {
-                    outcome.fail(f);
-                    break 'read;
-                }
-            }
-        }
-        anyhow::Ok(())
+    let failure = if args.quick {
+        // Only what the Merkle log covers is read, a batch ahead of the verifier.
+        push_scanned_leaves(reader.scan_leaves(0, end), &mut verifier).await?
+    } else {
+        push_rows(reader, end, &mut verifier).await?
+    };
+    if let Some(f) = failure {
+        outcome.fail(f);
     }
-    .await;
-    drop(read);
-    reading.abort();
-    // Cancelled or finished, the reader task is done with the pool before it is closed.
-    let _ = reading.await;
-    checked?;
     let mut outcome = finish(verifier, outcome, &notes, key)?;
     if let Some(failure) = &mut outcome.failure
         && let Some(size) = failure.mismatched_checkpoint
@@ -899,21 +948,15 @@ async fn verify_bundle(
                 )
             })
         };
-        let row = decode("canonical bytes", &canonical).and_then(|canonical| {
+        // A bundle has no columns: only the canonical record and its hash.
+        let pushed = decode("canonical bytes", &canonical).and_then(|canonical| {
             let stored = stored
                 .as_deref()
                 .map(|h| decode("leaf hash", h))
                 .transpose()?;
-            Ok(RawRecord {
-                seq: i64::try_from(seq).unwrap_or(i64::MAX),
-                canonical: Some(canonical),
-                leaf_hash: stored,
-                body: Err(String::new()),
-                columns: Err(String::new()),
-            })
+            let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+            push_leaf(&mut verifier, seq, Some(&canonical), stored.as_deref())
         });
-        // A bundle has no columns: only the canonical record and its hash.
-        let pushed = row.and_then(|row| push_row(&mut verifier, &row, true));
         if let Err(f) = pushed {
             outcome.fail(f);
             break;

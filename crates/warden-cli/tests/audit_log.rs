@@ -203,17 +203,48 @@ async fn insert_row(path: &Path, seq: u64, e: &AuditEvent) {
     .expect("insert the forged row");
 }
 
-/// Verify a tampered copy: must exit 1 naming `index` as the first bad one.
+/// Verify a tampered copy, in full and with `--quick`: both must exit 1 naming `index` as the
+/// first bad one.
 fn assert_tampered(what: &str, db: &Path, key: &Path, index: u64) {
-    let url = format!("sqlite://{}", db.display());
-    let (code, report) = verify(&["--db", &url, "--key", &key.display().to_string()]);
-    assert_eq!(code, 1, "{what}: verify must fail: {report}");
-    assert_eq!(report["ok"], json!(false), "{what}: {report}");
+    for quick in [false, true] {
+        assert_verify_finds(what, db, key, quick, index);
+    }
+}
+
+/// A copy tampered outside the Merkle log (the JSON body, an indexed column): the full verify
+/// names `index`; `--quick`, which checks only what the log covers, passes it.
+fn assert_tampered_beside_the_log(what: &str, db: &Path, key: &Path, index: u64) {
+    assert_verify_finds(what, db, key, false, index);
+    let (code, report) = verify_db(db, key, true);
+    assert_eq!(code, 0, "{what}: --quick reads only the log: {report}");
+}
+
+fn assert_verify_finds(what: &str, db: &Path, key: &Path, quick: bool, index: u64) {
+    let (code, report) = verify_db(db, key, quick);
+    assert_eq!(
+        code, 1,
+        "{what} (quick: {quick}): verify must fail: {report}"
+    );
+    assert_eq!(
+        report["ok"],
+        json!(false),
+        "{what} (quick: {quick}): {report}"
+    );
     assert_eq!(
         report["first_bad_index"].as_u64(),
         Some(index),
-        "{what}: wrong first bad index: {report}"
+        "{what} (quick: {quick}): wrong first bad index: {report}"
     );
+}
+
+fn verify_db(db: &Path, key: &Path, quick: bool) -> (i32, Value) {
+    let url = format!("sqlite://{}", db.display());
+    let key = key.display().to_string();
+    let mut args = vec!["--db", &url, "--key", &key];
+    if quick {
+        args.push("--quick");
+    }
+    verify(&args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,10 +317,12 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
 
     // The honest log verifies, from the config and from an exported bundle.
     let config = server.config_path().display().to_string();
-    let (code, report) = verify(&["-c", &config]);
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["events_verified"].as_u64(), Some(n), "{report}");
-    assert_eq!(report["covered"].as_u64(), Some(n), "{report}");
+    for quick in [&[][..], &["--quick"][..]] {
+        let (code, report) = verify(&[&["-c", &config][..], quick].concat());
+        assert_eq!(code, 0, "{report}");
+        assert_eq!(report["events_verified"].as_u64(), Some(n), "{report}");
+        assert_eq!(report["covered"].as_u64(), Some(n), "{report}");
+    }
     let export = warden(&["audit", "export", "-c", &config]);
     assert!(
         export.status.success(),
@@ -355,7 +388,7 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
         ),
     )
     .await;
-    assert_tampered("a modified JSON body", &copy, &pub_path, a + 3);
+    assert_tampered_beside_the_log("a modified JSON body", &copy, &pub_path, a + 3);
 
     let (_d, copy) = copy_db(&db);
     exec(
@@ -366,11 +399,30 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
         ),
     )
     .await;
-    assert_tampered("a modified indexed column", &copy, &pub_path, a + 1);
+    assert_tampered_beside_the_log("a modified indexed column", &copy, &pub_path, a + 1);
 
     let (_d, copy) = copy_db(&db);
     exec(&copy, &format!("DELETE FROM events WHERE seq = {}", a + 1)).await;
     assert_tampered("a deleted event", &copy, &pub_path, a + 1);
+
+    let (_d, copy) = copy_db(&db);
+    exec(
+        &copy,
+        &format!("UPDATE events SET canonical = NULL WHERE seq = {}", a + 4),
+    )
+    .await;
+    assert_tampered("a canonical record erased", &copy, &pub_path, a + 4);
+
+    let (_d, copy) = copy_db(&db);
+    exec(
+        &copy,
+        &format!(
+            "UPDATE events SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = {}",
+            a + 5
+        ),
+    )
+    .await;
+    assert_tampered("a leaf hash cut short", &copy, &pub_path, a + 5);
 
     // Inserted at seq `a` (where the first checkpoint ends), the later events moved up.
     let (_d, copy) = copy_db(&db);
@@ -525,20 +577,26 @@ async fn verify_catches_tampering_on_postgres() {
     stop(&mut server);
 
     let config = server.config_path().display().to_string();
-    let (code, report) = verify(&["-c", &config]);
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["events_verified"].as_u64(), Some(n), "{report}");
+    let full = ["-c", config.as_str()];
+    let quick = ["-c", config.as_str(), "--quick"];
+    for args in [&full[..], &quick[..]] {
+        let (code, report) = verify(args);
+        assert_eq!(code, 0, "{args:?}: {report}");
+        assert_eq!(report["events_verified"].as_u64(), Some(n), "{report}");
+    }
 
     sqlx::query("DELETE FROM events WHERE seq = 4")
         .execute(&mut conn)
         .await
         .expect("delete");
-    let (code, report) = verify(&["-c", &config]);
-    assert_eq!(
-        (code, report["first_bad_index"].as_u64()),
-        (1, Some(4)),
-        "{report}"
-    );
+    for args in [&full[..], &quick[..]] {
+        let (code, report) = verify(args);
+        assert_eq!(
+            (code, report["first_bad_index"].as_u64()),
+            (1, Some(4)),
+            "{args:?}: {report}"
+        );
+    }
 
     sqlx::query(
         "UPDATE events SET canonical = overlay(canonical placing '\\x58'::bytea from 40) \
@@ -547,12 +605,14 @@ async fn verify_catches_tampering_on_postgres() {
     .execute(&mut conn)
     .await
     .expect("edit canonical");
-    let (code, report) = verify(&["-c", &config]);
-    assert_eq!(
-        (code, report["first_bad_index"].as_u64()),
-        (1, Some(2)),
-        "{report}"
-    );
+    for args in [&full[..], &quick[..]] {
+        let (code, report) = verify(args);
+        assert_eq!(
+            (code, report["first_bad_index"].as_u64()),
+            (1, Some(2)),
+            "{args:?}: {report}"
+        );
+    }
     let _ = conn.close().await;
     let _ = admin.close().await;
 }

@@ -6,7 +6,9 @@
 //!
 //! - `verify_a_million_events`: appends `WARDEN_SCALE_EVENTS` (default 1,000,000) realistic
 //!   events through the store with the checkpointer running (one checkpoint a second), then
-//!   times `warden audit verify` (full and `--quick`) and inclusion proofs.
+//!   times `warden audit verify` (full and `--quick`) and inclusion proofs. With
+//!   `WARDEN_SCALE_KEEP=DIR` (an empty directory) the database (and its `checkpoint.pub`) is written to DIR and kept,
+//!   to time `warden audit verify` over it again.
 //! - `proofs_over_ten_million_leaves`: `WARDEN_SCALE_LEAVES` (default 10,000,000) small
 //!   synthetic rows written with SQL, the checkpointer's catch-up over them, then proof times.
 //! - `append_to_signed_checkpoint`: how long after an append returns a signed checkpoint covers
@@ -86,8 +88,13 @@ fn rate(n: u64, d: Duration) -> String {
 #[ignore = "minutes and ~2 GB of disk; run for figures"]
 async fn verify_a_million_events() {
     let n = env_u64("WARDEN_SCALE_EVENTS", 1_000_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("scale.db");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = match std::env::var_os("WARDEN_SCALE_KEEP") {
+        Some(keep) => std::path::PathBuf::from(keep),
+        None => temp.path().to_owned(),
+    };
+    std::fs::create_dir_all(&dir).expect("WARDEN_SCALE_KEEP dir");
+    let db = dir.join("scale.db");
     let url = format!("sqlite://{}", db.display());
     let (store, checkpointer) = store_with_checkpointer(&url).await;
 
@@ -132,7 +139,7 @@ async fn verify_a_million_events() {
     eprintln!("inclusion proof through the store at size {n}: {took:?}");
     store.close().await;
 
-    let key_file = dir.path().join("checkpoint.pub");
+    let key_file = dir.join("checkpoint.pub");
     std::fs::write(&key_file, key().verifier().to_string()).expect("pub");
     for quick in [false, true] {
         let mut cmd = Command::new(common::WARDEN);

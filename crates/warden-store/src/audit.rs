@@ -5,17 +5,20 @@
 //! Rows are returned as stored, not judged: a verifier must see a missing leaf hash, a short
 //! hash or an edited column exactly as it is, and decide for itself.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::mpsc;
 use warden_core::event::{AuditEvent, EventKind, Outcome, Verdict};
 use warden_core::store::{LogHash, LogLeaf, StoreError};
 
 use crate::codec::{event_from_body, hash_from_db, parse_time};
 use crate::error::{corrupt, db_error, seq_from_db, seq_to_db};
+use crate::leaf_scan::{self, ScanResult};
 use crate::{Backend, backend_of};
 
 /// Leaf hashes of `from <= seq < to` from `(seq, leaf_hash)` rows in seq order.
@@ -122,7 +125,8 @@ pub struct RawCheckpoint {
 
 #[derive(Clone)]
 enum ReaderPool {
-    Sqlite(SqlitePool),
+    /// The pool, and the database file (which [`LogReader::scan_leaves`] opens itself).
+    Sqlite(SqlitePool, PathBuf),
     Postgres(PgPool),
 }
 
@@ -173,14 +177,15 @@ impl LogReader {
                 let connect = SqliteConnectOptions::from_str(url)
                     .map_err(|e| db_error(e, "parsing the SQLite URL"))?
                     .create_if_missing(false);
+                let file = connect.get_filename().to_owned();
                 let read_only = connect.clone().read_only(true);
                 match Self::sqlite(read_only).await {
                     Ok(pool) => Ok(Self {
-                        pool: ReaderPool::Sqlite(pool),
+                        pool: ReaderPool::Sqlite(pool, file),
                         read_only: true,
                     }),
                     Err(_) => Ok(Self {
-                        pool: ReaderPool::Sqlite(Self::sqlite(connect).await?),
+                        pool: ReaderPool::Sqlite(Self::sqlite(connect).await?, file),
                         read_only: false,
                     }),
                 }
@@ -232,7 +237,7 @@ impl LogReader {
         let from = seq_to_db(from)?;
         let limit = i64::from(limit);
         let rows: Vec<LeafRow> = match &self.pool {
-            ReaderPool::Sqlite(pool) => {
+            ReaderPool::Sqlite(pool, _) => {
                 sqlx::query_as(SQLITE)
                     .bind(from)
                     .bind(limit)
@@ -260,12 +265,32 @@ impl LogReader {
             .collect())
     }
 
+    /// Every event row with `from <= seq < end`, in seq order, with only what the Merkle log
+    /// covers (see [`crate::leaf_scan`]), in batches of up to [`crate::leaf_scan::SCAN_BATCH`].
+    /// The scan runs on a thread (SQLite) or task (PostgreSQL) of its own, a batch or two ahead
+    /// of the receiver, and stops when the receiver is dropped; an error is the last message.
+    pub fn scan_leaves(&self, from: u64, end: u64) -> mpsc::Receiver<ScanResult> {
+        let (sink, batches) = mpsc::channel(16);
+        match &self.pool {
+            ReaderPool::Sqlite(_, file) => {
+                let (file, read_only) = (file.clone(), self.read_only);
+                tokio::task::spawn_blocking(move || {
+                    leaf_scan::scan_sqlite(file, read_only, from, end, sink)
+                });
+            }
+            ReaderPool::Postgres(pool) => {
+                tokio::spawn(leaf_scan::scan_postgres(pool.clone(), from, end, sink));
+            }
+        }
+        batches
+    }
+
     /// Up to `limit` event rows with `seq >= from`, in seq order.
     pub async fn records(&self, from: u64, limit: u32) -> Result<Vec<RawRecord>, StoreError> {
         let from = seq_to_db(from)?;
         let limit = i64::from(limit);
         match &self.pool {
-            ReaderPool::Sqlite(pool) => {
+            ReaderPool::Sqlite(pool, _) => {
                 let sql = format!(
                     "SELECT {RECORD_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq LIMIT ?"
                 );
@@ -296,7 +321,7 @@ impl LogReader {
     pub async fn log_end(&self) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT coalesce(max(seq) + 1, 0) FROM events";
         let n: i64 = match &self.pool {
-            ReaderPool::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
+            ReaderPool::Sqlite(pool, _) => sqlx::query_scalar(SQL).fetch_one(pool).await,
             ReaderPool::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
         }
         .map_err(|e| db_error(e, "reading the log's size"))?;
@@ -306,7 +331,7 @@ impl LogReader {
     /// The number of event rows (not `max(seq) + 1`: a verifier counts what is there).
     pub async fn row_count(&self) -> Result<u64, StoreError> {
         let n: i64 = match &self.pool {
-            ReaderPool::Sqlite(pool) => {
+            ReaderPool::Sqlite(pool, _) => {
                 sqlx::query_scalar("SELECT count(*) FROM events")
                     .fetch_one(pool)
                     .await
@@ -335,7 +360,7 @@ impl LogReader {
              AND idx < $3 ORDER BY idx";
         let (level, from, to) = (i64::from(level), seq_to_db(from)?, seq_to_db(to)?);
         match &self.pool {
-            ReaderPool::Sqlite(pool) => {
+            ReaderPool::Sqlite(pool, _) => {
                 sqlx::query_as(SQLITE)
                     .bind(level)
                     .bind(from)
@@ -360,7 +385,7 @@ impl LogReader {
         const SQL: &str =
             "SELECT size, root, note, nodes, created_at FROM checkpoints ORDER BY size";
         match &self.pool {
-            ReaderPool::Sqlite(pool) => {
+            ReaderPool::Sqlite(pool, _) => {
                 let rows = sqlx::query_as::<_, (i64, Vec<u8>, String, Vec<u8>, String)>(SQL)
                     .fetch_all(pool)
                     .await
@@ -397,7 +422,7 @@ impl LogReader {
 
     pub async fn close(&self) {
         match &self.pool {
-            ReaderPool::Sqlite(pool) => pool.close().await,
+            ReaderPool::Sqlite(pool, _) => pool.close().await,
             ReaderPool::Postgres(pool) => pool.close().await,
         }
     }

@@ -41,6 +41,7 @@ mod codec;
 mod control;
 mod error;
 mod evidence;
+pub mod leaf_scan;
 mod log_sync;
 mod pins;
 mod postgres;
@@ -57,6 +58,7 @@ pub use warden_core::store::StoreError;
 use warden_core::store::{AuditLogStore, Store};
 
 pub use audit::{LogReader, RawCheckpoint, RawRecord};
+pub use leaf_scan::{LeafBatch, ScanResult, ScannedLeaf};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 /// Connect options for [`PostgresStore::open_with`].
