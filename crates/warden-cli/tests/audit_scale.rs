@@ -29,6 +29,10 @@ use warden_store::{StoreOptions, WardenStore, open_warden_store};
 
 const ORIGIN: &str = "warden.scale/log";
 
+/// The allocator the `warden` binary runs with, so the store's figures here are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
