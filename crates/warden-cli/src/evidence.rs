@@ -396,5 +396,8 @@ fn render(x: &Value) -> String {
         s(&r["role"]),
         r["clearance"].as_str().unwrap_or("none: digests only")
     );
+    if let Some(read) = r["read_event_id"].as_str() {
+        let _ = writeln!(o, "this read of the evidence is recorded as event {read}");
+    }
     o
 }

@@ -194,18 +194,24 @@ async fn payloads_are_sealed_in_the_vault_and_never_reach_the_events_table() {
     }
 }
 
-#[tokio::test]
-async fn evidence_show_needs_an_auditor_or_admin_and_every_read_is_audited() {
-    let server = TestServer::quickstart(|c| c);
+/// support-bot looks customer `customer` up; the call's event id.
+async fn customer_lookup(server: &TestServer, customer: &str) -> String {
     let key = server.create_key("support-bot");
-    let (_, body) = call(
+    let (code, body) = call(
         &server.base,
         &key,
         "crm.get_customer",
-        json!({"customer_id": "C002"}),
+        json!({"customer_id": customer}),
     )
     .await;
-    let event_id = body["event_id"].as_str().expect("an event id").to_owned();
+    assert_eq!(code, 200, "{body}");
+    body["event_id"].as_str().expect("an event id").to_owned()
+}
+
+#[tokio::test]
+async fn evidence_show_needs_an_auditor_or_admin_and_every_read_is_audited() {
+    let server = TestServer::quickstart(|c| c);
+    let event_id = customer_lookup(&server, "C002").await;
 
     for role in ["viewer", "approver"] {
         let t = token(&server, &format!("{role}@example.com"), role);
@@ -413,6 +419,20 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
                 && t.contains("unless { context.approved }")),
         "{deciding}"
     );
+    // The auditor's read of the held request is on record, committed before it was shown.
+    let read = x["reader"]["read_event_id"]
+        .as_str()
+        .expect("a read that decrypts evidence is recorded");
+    let (code, r) = get(&server.base, &auditor, &format!("/v1/events/{read}")).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["event"]["kind"], "admin", "{r}");
+    assert_eq!(r["event"]["action"], format!("evidence.explain:{held}"));
+    assert_eq!(r["event"]["operator"], "ann@example.com");
+    assert_eq!(r["event"]["parent_id"], held.as_str());
+    assert!(
+        r["explanation"]["reader"]["read_event_id"].is_null(),
+        "explaining the read itself decrypts nothing: {r}"
+    );
     let a = &x["approvals"][0];
     assert_eq!(a["approval_id"], approval.as_str());
     assert_eq!(a["votes"][0]["approver"], "carol");
@@ -442,6 +462,7 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
         &format!("parent:   {held}"),
         "outcome\n  ok",
         "verified against the root",
+        "this read of the evidence is recorded as event",
     ] {
         assert!(
             printed.contains(needle),
@@ -458,6 +479,10 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
         "digest_only"
     );
     assert!(!v.to_string().contains("C003"), "{v}");
+    assert!(
+        v["explanation"]["reader"]["read_event_id"].is_null(),
+        "a viewer decrypts nothing, so nothing is recorded: {v}"
+    );
 
     // Policies change and the server restarts: the event still shows the text it was decided by.
     let policy = server.dir.path().join("policies/payments.cedar");
@@ -485,15 +510,7 @@ async fn explain_shows_who_the_deciding_policy_text_the_approvals_and_a_verified
 async fn an_auditor_sees_arguments_and_results_redacted_above_the_role_clearance() {
     let server =
         TestServer::quickstart(|c| format!("{c}\n[vault.clearance]\nauditor = \"confidential\"\n"));
-    let key = server.create_key("support-bot");
-    let (_, body) = call(
-        &server.base,
-        &key,
-        "crm.get_customer",
-        json!({"customer_id": "C005"}),
-    )
-    .await;
-    let id = body["event_id"].as_str().expect("id").to_owned();
+    let id = customer_lookup(&server, "C005").await;
     let raw: Value =
         serde_json::from_str(&ok(&server.cli(&["evidence", "show", &id, "--json"]))).expect("json");
     let content = &record(&raw, "result")["payload"]["value"]["structuredContent"];
@@ -527,6 +544,49 @@ async fn an_auditor_sees_arguments_and_results_redacted_above_the_role_clearance
         x["explanation"]["what"]["result"]["value"]
             .to_string()
             .contains(ssn)
+    );
+}
+
+#[tokio::test]
+async fn an_explanation_whose_read_cannot_be_recorded_decrypts_nothing() {
+    let server = TestServer::quickstart(|c| c);
+    let id = customer_lookup(&server, "C005").await;
+    let raw: Value =
+        serde_json::from_str(&ok(&server.cli(&["evidence", "show", &id, "--json"]))).expect("json");
+    let email = record(&raw, "result")["payload"]["value"]["structuredContent"]["email"]
+        .as_str()
+        .expect("email")
+        .to_owned();
+
+    let mut db = sqlite(&db_path(&server)).await;
+    sqlx::query(
+        "CREATE TRIGGER reads_down BEFORE INSERT ON events \
+         WHEN NEW.action LIKE 'evidence.explain:%' \
+         BEGIN SELECT RAISE(ABORT, 'audit disk full'); END",
+    )
+    .execute(&mut db)
+    .await
+    .expect("break the audit of reads");
+    let path = format!("/v1/events/{id}");
+    let (code, refused) = get(&server.base, &server.admin_token, &path).await;
+    assert_eq!(code, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "audit_unavailable", "{refused}");
+    assert!(!refused.to_string().contains(&email), "{refused}");
+
+    sqlx::query("DROP TRIGGER reads_down")
+        .execute(&mut db)
+        .await
+        .expect("repair");
+    let (code, x) = get(&server.base, &server.admin_token, &path).await;
+    assert_eq!(code, 200, "{x}");
+    assert!(
+        x["explanation"]["what"]["result"]["value"]
+            .to_string()
+            .contains(&email)
+    );
+    assert!(
+        x["explanation"]["reader"]["read_event_id"].is_string(),
+        "{x}"
     );
 }
 

@@ -82,6 +82,31 @@ pub struct RetentionReport {
     pub held: u64,
 }
 
+/// How an operator reads an event's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceRead {
+    /// `warden evidence show`: every record, whole.
+    Show,
+    /// `warden explain`: the arguments and result, redacted above the reader's clearance.
+    Explain,
+}
+
+impl EvidenceRead {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Show => "evidence.show",
+            Self::Explain => "evidence.explain",
+        }
+    }
+
+    fn manner(self) -> &'static str {
+        match self {
+            Self::Show => "",
+            Self::Explain => " through explain, redacted above their clearance",
+        }
+    }
+}
+
 /// What a legal hold covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldTarget {
@@ -259,21 +284,42 @@ impl Gateway {
         operator: &OperatorToken,
         event_id: &str,
     ) -> Result<(String, Vec<EvidenceView>), AdminError> {
-        let shared = self.shared();
-        let original = shared
+        let original = self
+            .shared()
             .store
             .event(event_id)
             .await?
             .ok_or_else(|| AdminError::Invalid(format!("no event `{event_id}`")))?;
+        let read = self
+            .record_evidence_read(operator, &original, EvidenceRead::Show)
+            .await?;
+        let views = self
+            .evidence_views(event_id)
+            .await
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        Ok((read, views))
+    }
+
+    /// Commit the admin event that says `operator` is about to read the evidence of `original`
+    /// (read it only after this returns); returns its id.
+    pub async fn record_evidence_read(
+        &self,
+        operator: &OperatorToken,
+        original: &AuditEvent,
+        how: EvidenceRead,
+    ) -> Result<String, AdminError> {
+        let shared = self.shared();
+        let event_id = &original.id;
         let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
         event.operator = Some(operator.name.clone());
         event.agent = original.agent.clone();
-        event.parent_id = Some(event_id.to_owned());
-        event.action = Some(format!("evidence.show:{event_id}"));
+        event.parent_id = Some(event_id.clone());
+        event.action = Some(format!("{}:{event_id}", how.action()));
         event.reason = Some(format!(
-            "{} ({}) read the evidence of event {event_id}",
+            "{} ({}) read the evidence of event {event_id}{}",
             operator.name,
-            operator.role.as_str()
+            operator.role.as_str(),
+            how.manner()
         ));
         event.outcome = Outcome::Ok;
         event.bundle_hash = shared.snapshot().bundle.hash().to_owned();
@@ -283,11 +329,7 @@ impl Gateway {
             .append(&event)
             .await
             .map_err(AdminError::Audit)?;
-        let views = self
-            .evidence_views(event_id)
-            .await
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
-        Ok((event.id, views))
+        Ok(event.id)
     }
 
     /// Put a legal hold on the evidence of an agent or an event (audited first).

@@ -25,7 +25,7 @@ pub mod switches;
 pub mod undo;
 
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
-pub use evidence::{EvidenceError, EvidencePayload};
+pub use evidence::{EvidenceError, EvidencePayload, EvidenceRead};
 pub use gateway::{
     Gateway, GatewayParts, ListRequest, Progress, ProgressUpdate, Shared, Snapshot, TaskRequest,
 };

@@ -8,9 +8,10 @@
 //! and the event's inclusion proof against the latest checkpoint, checked before it is shown.
 //!
 //! Readers: viewers and approvers see digests only; auditors and admins see the payloads,
-//! redacted above the clearance `[vault.clearance]` gives their role. Explaining is not itself
-//! audited (it shows at most what the role's clearance allows); `warden evidence show`, which
-//! prints payloads whole, is.
+//! redacted above the clearance `[vault.clearance]` gives their role. Before a payload is
+//! decrypted for a reader, the read is committed as an admin event (`evidence.explain:EVENT`),
+//! as `warden evidence show` (which prints payloads whole) does; an explanation that shows
+//! digests only is not recorded.
 
 use std::str::FromStr;
 
@@ -21,7 +22,7 @@ use warden_core::store::{
     Approval, Artifact, BundlePolicies, BundlePolicy, OperatorRole, OperatorToken, StoreError, Vote,
 };
 use warden_core::{AuditEvent, EventKind, Finding, ToolName};
-use warden_gateway::{EvidencePayload, Gateway};
+use warden_gateway::{EvidencePayload, EvidenceRead, Gateway};
 
 /// Keep the policies of the gateway's bundle by its hash (done at every start).
 pub async fn remember_bundle(gateway: &Gateway) -> Result<(), StoreError> {
@@ -51,6 +52,8 @@ pub enum ExplainError {
     UnknownEvent(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("the read of the evidence could not be recorded, so nothing was decrypted: {0}")]
+    ReadNotRecorded(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -195,6 +198,9 @@ pub struct Reader {
     pub role: OperatorRole,
     /// The most sensitive class the reader sees in plain text; `None`: digests only.
     pub clearance: Option<String>,
+    /// The admin event that records this read of the event's evidence (`None` when the reader
+    /// sees digests only or the event has no evidence).
+    pub read_event_id: Option<String>,
 }
 
 fn linked(e: &AuditEvent) -> LinkedEvent {
@@ -231,6 +237,15 @@ pub async fn explain(
         .ok_or_else(|| ExplainError::UnknownEvent(event_id.to_owned()))?;
     let agent = event.agent.as_deref().and_then(|a| shared.config.agent(a));
     let clearance = shared.config.vault.clearance.get(&reader.role).cloned();
+    let read_event_id = match clearance {
+        Some(_) if !store.evidence_of_event(&event.id).await?.is_empty() => Some(
+            gateway
+                .record_evidence_read(reader, &event, EvidenceRead::Explain)
+                .await
+                .map_err(|e| ExplainError::ReadNotRecorded(e.to_string()))?,
+        ),
+        _ => None,
+    };
 
     let tool = event
         .action
@@ -352,6 +367,7 @@ pub async fn explain(
             name: reader.name.clone(),
             role: reader.role,
             clearance,
+            read_event_id,
         },
     })
 }

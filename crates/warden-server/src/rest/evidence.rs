@@ -25,6 +25,11 @@ impl From<ExplainError> for ApiError {
                 "store_unavailable",
                 e.to_string(),
             ),
+            ExplainError::ReadNotRecorded(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
