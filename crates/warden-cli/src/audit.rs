@@ -569,7 +569,7 @@ async fn verify_reader(
     let mut verifier = LogVerifier::new().decode_events(!args.quick);
     present(&mut verifier, &notes, key);
     let failure = if args.quick {
-        // Only what the Merkle log covers is read, a batch ahead of the verifier.
+        // Only what the Merkle log covers is read, on a thread of its own.
         push_scanned_leaves(reader.scan_leaves(0, end), &mut verifier).await?
     } else {
         push_rows(reader, end, &mut verifier).await?

@@ -138,6 +138,10 @@ pub struct LogReader {
     read_only: bool,
 }
 
+/// How many batches [`LogReader::scan_leaves`] reads ahead: small batches keep their buffers
+/// in the allocator's reuse, enough of them keep the reader busy while the verifier hashes.
+const SCAN_AHEAD: usize = 16;
+
 /// What [`LogReader::leaf_records`] puts in the fields it does not read.
 const NOT_READ: &str = "not read (only the Merkle leaf was read)";
 
@@ -267,10 +271,11 @@ impl LogReader {
 
     /// Every event row with `from <= seq < end`, in seq order, with only what the Merkle log
     /// covers (see [`crate::leaf_scan`]), in batches of up to [`crate::leaf_scan::SCAN_BATCH`].
-    /// The scan runs on a thread (SQLite) or task (PostgreSQL) of its own, a batch or two ahead
-    /// of the receiver, and stops when the receiver is dropped; an error is the last message.
+    /// The scan runs on a thread (SQLite) or task (PostgreSQL) of its own, up to
+    /// [`SCAN_AHEAD`] batches ahead of the receiver, and stops when the receiver is dropped; an
+    /// error is the last message.
     pub fn scan_leaves(&self, from: u64, end: u64) -> mpsc::Receiver<ScanResult> {
-        let (sink, batches) = mpsc::channel(16);
+        let (sink, batches) = mpsc::channel(SCAN_AHEAD);
         match &self.pool {
             ReaderPool::Sqlite(_, file) => {
                 let (file, read_only) = (file.clone(), self.read_only);

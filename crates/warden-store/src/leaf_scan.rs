@@ -18,7 +18,8 @@ use warden_core::store::StoreError;
 use crate::audit::LeafRow;
 use crate::error::{db_error, seq_to_db};
 
-/// Rows per batch.
+/// Rows per batch: about 64 KB, small enough for the allocator to reuse a freed batch's memory
+/// for the next one (fresh pages for large batches cost the reader more than it saved).
 pub const SCAN_BATCH: usize = 64;
 
 /// How much of the database file SQLite may map: reading mapped pages spares a copy of every
