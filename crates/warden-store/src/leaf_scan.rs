@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use sqlx::postgres::PgPool;
@@ -26,6 +27,9 @@ pub const SCAN_BATCH: usize = 64;
 /// page out of the kernel. SQLite caps it at its compile-time maximum (2 GB by default); pages
 /// beyond the map are read as usual.
 const MMAP_BYTES: i64 = 1 << 31;
+
+/// How long the scan waits for a lock before it gives up (sqlx's default for SQLite).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Consecutive event rows as stored, their bytes in one buffer.
 #[derive(Debug, Default)]
@@ -132,6 +136,9 @@ fn scan_sqlite_rows(
     let conn =
         rusqlite::Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| fail("opening", e))?;
+    // A live server's writer can hold the WAL index for a moment; wait as sqlx's readers do.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| fail("opening", e))?;
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)
         .map_err(|e| fail("mapping", e))?;
     let mut statement = conn
