@@ -1,6 +1,6 @@
 //! The bulk read behind `warden audit verify --quick`: every event row in a seq range, reduced
 //! to what the Merkle log covers (`seq`, `canonical`, `leaf_hash`), sent on in batches from a
-//! reader of its own, so the verifier hashes and folds one batch while the next is read.
+//! reader of its own, so the verifier hashes and folds while the next batches are read.
 //!
 //! SQLite is read with `rusqlite` on a blocking thread, through a memory map: one statement
 //! steps over the rows and each row's bytes are appended to one buffer per batch. Through sqlx
