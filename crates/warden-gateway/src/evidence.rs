@@ -308,28 +308,17 @@ impl Gateway {
         original: &AuditEvent,
         how: EvidenceRead,
     ) -> Result<String, AdminError> {
-        let shared = self.shared();
         let event_id = &original.id;
-        let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
-        event.operator = Some(operator.name.clone());
-        event.agent = original.agent.clone();
+        let action = format!("{}:{event_id}", how.action());
+        let mut event = self.admin_event_of(&operator.name, &action, original.agent.as_deref());
         event.parent_id = Some(event_id.clone());
-        event.action = Some(format!("{}:{event_id}", how.action()));
         event.reason = Some(format!(
             "{} ({}) read the evidence of event {event_id}{}",
             operator.name,
             operator.role.as_str(),
             how.manner()
         ));
-        event.outcome = Outcome::Ok;
-        event.bundle_hash = shared.snapshot().bundle.hash().to_owned();
-        event.finished_at = Utc::now();
-        shared
-            .store
-            .append(&event)
-            .await
-            .map_err(AdminError::Audit)?;
-        Ok(event.id)
+        self.record_admin_event(event).await
     }
 
     /// Put a legal hold on the evidence of an agent or an event (audited first).

@@ -967,12 +967,28 @@ impl Gateway {
         action: &str,
         agent: Option<&str>,
     ) -> Result<String, AdminError> {
+        self.record_admin_event(self.admin_event_of(operator, action, agent))
+            .await
+    }
+
+    /// The admin event of an operator's action, not yet recorded.
+    pub(crate) fn admin_event_of(
+        &self,
+        operator: &str,
+        action: &str,
+        agent: Option<&str>,
+    ) -> AuditEvent {
         let mut event = AuditEvent::begin(EventKind::Admin, "rest", None);
         event.operator = Some(operator.to_owned());
         event.agent = agent.map(str::to_owned);
         event.action = Some(action.to_owned());
         event.outcome = Outcome::Ok;
         event.bundle_hash = self.shared.snapshot().bundle.hash().to_owned();
+        event
+    }
+
+    /// Commit an admin event; returns its id.
+    pub(crate) async fn record_admin_event(&self, event: AuditEvent) -> Result<String, AdminError> {
         self.shared
             .store
             .append(&event)
