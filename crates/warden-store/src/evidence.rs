@@ -12,6 +12,15 @@ use crate::error::corrupt;
 pub(crate) const EVIDENCE_COLUMNS: &str = "event_id, artifact, class, agent, created_at, \
      expires_at, key_id, wrapped_key, ciphertext, shredded_at";
 
+/// What storing `record` failed at, for an error's context.
+pub(crate) fn storing(record: &warden_core::store::EvidenceRecord) -> String {
+    format!(
+        "storing the {} of event {}",
+        record.artifact.as_str(),
+        record.event_id
+    )
+}
+
 pub(crate) const HOLD_COLUMNS: &str = "id, scope, reason, operator, created_at";
 
 pub(crate) fn artifact_from_db(event_id: &str, text: &str) -> Result<Artifact, StoreError> {

@@ -8,14 +8,14 @@
 //! returned: then the commit survives a crash of the machine too. Write-ahead batches (evidence
 //! that an audit event will follow, see [`crate::writer`]) are answered without waiting for it.
 //!
-//! A batch of events alone is one `INSERT` statement, atomic by itself; a batch with other
-//! writes (evidence, session counts) runs under `BEGIN IMMEDIATE` (the database write lock). The
-//! writer remembers the next `seq`, and reads it from the table inside that transaction when it
+//! The writer commits each batch under `BEGIN IMMEDIATE` (the database write lock) with direct
+//! SQLite calls on a connection of its own ([`commit`]). The writer remembers the next `seq`, and reads it from the table inside that transaction when it
 //! does not know it or when its insert collides with a `seq` another process (say, a second
 //! Warden on the same file) took, so two processes sharing the file still produce a contiguous
 //! log.
 
 mod audit;
+mod commit;
 mod control;
 mod evidence;
 mod pins;
@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use warden_core::event::AuditEvent;
 use warden_core::session::SessionCall;
 use warden_core::store::{
@@ -44,17 +44,7 @@ use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
 use crate::log_sync::{LogSync, WalFileSync};
 use crate::writer::{BatchSink, SyncMode, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
-
-/// Columns bound per event row by the batch insert.
-const EVENT_COLUMNS: usize = 16;
-/// Row slots of the multi-row INSERT statements (events, evidence): a batch of n rows takes the
-/// smallest statement with at least n slots (the slots it leaves unbound are NULL and skipped),
-/// so that one statement, one round trip to the driver's thread, inserts the whole batch, and
-/// only a few statement shapes exist, each prepared once in the connection's cache. The largest
-/// event statement is 16 × 256 binds, well under SQLite's 32766; a larger batch takes several.
-const EVENT_SLOTS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-/// The most rows one INSERT statement takes.
-const MAX_SLOTS: usize = EVENT_SLOTS[EVENT_SLOTS.len() - 1];
+use commit::WriterConnection;
 
 const EVENT_COLUMN_NAMES: &str = "seq, id, correlation_id, parent_id, kind, started_at, \
      finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, leaf_hash";
@@ -63,9 +53,8 @@ const EVENT_COLUMN_NAMES: &str = "seq, id, correlation_id, parent_id, kind, star
 pub struct SqliteStore {
     /// Reads and credential writes.
     pool: SqlitePool,
-    /// The writer task's own connection, so readers can never starve audit commits (the same
-    /// pool as `pool` for an in-memory database, which has a single connection).
-    writer_pool: SqlitePool,
+    /// Commits the audit events and the per-call writes, on its own connection (see
+    /// [`commit`]), so readers can never starve audit commits.
     writer: Writer<SqliteWrite>,
 }
 
@@ -135,35 +124,22 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(migration_error)?;
-        let (writer_pool, log_sync) = if is_memory(url) {
-            (pool.clone(), None)
+        let (connection, log_sync) = if is_memory(url) {
+            (WriterConnection::Pool(pool.clone()), None)
         } else {
-            let log_sync: Arc<dyn LogSync> = Arc::new(WalFileSync::new(connect.get_filename()));
-            let writer_pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                // Only the writer uses it, and a failed commit says so: no ping before each batch.
-                .test_before_acquire(false)
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect.pragma("cache_size", "-16384"))
-                .await
-                .map_err(|e| db_error(e, "opening the SQLite writer connection"))?;
-            (writer_pool, Some(log_sync))
+            let file = connect.get_filename();
+            let log_sync: Arc<dyn LogSync> = Arc::new(WalFileSync::new(file));
+            let own = commit::open_writer_connection(file, options)?;
+            (WriterConnection::Own(own), Some(log_sync))
         };
         let sink = SqliteSink {
-            pool: writer_pool.clone(),
+            connection,
             sync: SyncMode::Durable,
             log_sync,
             next_seq: None,
         };
         let writer = Writer::spawn_dedicated(sink, options.batch_max)?;
-        Ok(Self {
-            pool,
-            writer_pool,
-            writer,
-        })
+        Ok(Self { pool, writer })
     }
 
     /// Events of one request chain, in log order.
@@ -224,7 +200,6 @@ impl SqliteStore {
     /// Stop the writer (committing what it holds) and close the connections.
     pub async fn close(&self) {
         self.writer.stop().await;
-        self.writer_pool.close().await;
         self.pool.close().await;
     }
 }
@@ -248,38 +223,14 @@ fn is_memory(url: &str) -> bool {
 
 /// Writes event batches for the writer task.
 struct SqliteSink {
-    pool: SqlitePool,
-    /// The `synchronous` level last set on the writer connection. A connection the pool opens
-    /// anew starts at `FULL` whatever this says, which errs on the durable side.
+    connection: WriterConnection,
+    /// The `synchronous` level last set on the writer connection (opened at `FULL`).
     sync: SyncMode,
     /// Syncs the WAL file apart from commits (none for an in-memory database).
     log_sync: Option<Arc<dyn LogSync>>,
     /// The `seq` after the last event this sink committed; read from the table when unknown
     /// (at start, and after any failed commit, in case another process wrote to the log).
     next_seq: Option<i64>,
-}
-
-impl SqliteSink {
-    /// Set the writer connection's `synchronous` level for the next commit.
-    async fn set_sync(
-        &mut self,
-        conn: &mut SqliteConnection,
-        sync: SyncMode,
-    ) -> Result<(), StoreError> {
-        if self.sync == sync {
-            return Ok(());
-        }
-        let pragma = match sync {
-            SyncMode::Durable => "PRAGMA synchronous = FULL",
-            SyncMode::Deferred => "PRAGMA synchronous = NORMAL",
-        };
-        sqlx::query(pragma)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db_error(e, "setting the writer's synchronous level"))?;
-        self.sync = sync;
-        Ok(())
-    }
 }
 
 impl BatchSink for SqliteSink {
@@ -313,144 +264,29 @@ impl BatchSink for SqliteSink {
 }
 
 impl SqliteSink {
-    /// Commit `rows`; return the first event's `seq` (`None` if there is no event and the next
-    /// `seq` was not known) and the number of events.
+    /// Commit `rows` at `sync`; return the first event's `seq` (`None` if there is no event and
+    /// the next `seq` was not known) and the number of events.
     async fn commit_rows(
         &mut self,
         rows: &[SqliteWrite],
         sync: SyncMode,
         next_seq: Option<i64>,
     ) -> Result<(Option<i64>, i64), StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| db_error(e, "taking the writer connection"))?;
-        self.set_sync(&mut conn, sync).await?;
-        let events: Vec<&EventRow> = rows.iter().filter_map(SqliteWrite::event).collect();
-        let records: Vec<&EvidenceRecord> = rows.iter().flat_map(SqliteWrite::evidence).collect();
-        let sessions: Vec<&SessionCall> = rows.iter().filter_map(SqliteWrite::session).collect();
-        let count = events.len() as i64;
-        // What one statement can insert needs no explicit transaction: the statement is atomic
-        // and commits by itself.
-        if sessions.is_empty() {
-            match (next_seq, events.len(), records.len()) {
-                (Some(first), 1..=MAX_SLOTS, 0) => {
-                    insert_events(&mut conn, first, &events).await?;
-                    return Ok((Some(first), count));
-                }
-                (_, 0, 1..=MAX_SLOTS) => {
-                    evidence::insert_evidence(&mut conn, &records).await?;
-                    return Ok((next_seq, 0));
-                }
-                _ => {}
+        let set_level = self.sync != sync;
+        let commit = |conn: &rusqlite::Connection| {
+            if set_level {
+                commit::set_sync(conn, sync)?;
             }
-        }
-        let mut tx = conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| db_error(e, "starting the event transaction"))?;
-        let first = match (next_seq, events.is_empty()) {
-            (Some(next), _) => Some(next),
-            (None, true) => None,
-            (None, false) => Some(next_seq_in(&mut tx).await?),
+            // The level is now set, whatever the commit does.
+            Ok(commit::commit_rows(conn, rows, next_seq))
         };
-        if let Some(first) = first {
-            insert_event_batch(&mut tx, first, &events).await?;
-        }
-        if !records.is_empty() {
-            evidence::insert_evidence(&mut tx, &records).await?;
-        }
-        for call in sessions {
-            session::write_session_call(&mut tx, call).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| db_error(e, "committing events"))?;
-        Ok((first, count))
+        let committed = match &self.connection {
+            WriterConnection::Own(conn) => commit(conn),
+            WriterConnection::Pool(pool) => commit::with_pool_connection(pool, commit).await,
+        }?;
+        self.sync = sync;
+        committed
     }
-}
-
-/// The `seq` after the last committed event.
-async fn next_seq_in(tx: &mut SqliteConnection) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT coalesce(max(seq) + 1, 0) FROM events")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, "reading the next seq"))
-}
-
-/// Insert `events` with the `seq`s from `first` on.
-async fn insert_event_batch(
-    tx: &mut SqliteConnection,
-    first: i64,
-    events: &[&EventRow],
-) -> Result<(), StoreError> {
-    for (seq, chunk) in (first..).step_by(MAX_SLOTS).zip(events.chunks(MAX_SLOTS)) {
-        insert_events(tx, seq, chunk).await?;
-    }
-    Ok(())
-}
-
-async fn insert_events(
-    tx: &mut SqliteConnection,
-    first: i64,
-    rows: &[&EventRow],
-) -> Result<(), StoreError> {
-    let sql = padded_insert_sql(
-        "events",
-        EVENT_COLUMN_NAMES,
-        EVENT_COLUMNS,
-        slots_for(rows.len()),
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (seq, row) in (first..).zip(rows) {
-        query = query
-            .bind(seq)
-            .bind(row.id.as_str())
-            .bind(row.correlation_id.as_str())
-            .bind(row.parent_id.as_deref())
-            .bind(row.kind.as_str())
-            .bind(time_text(row.started_at))
-            .bind(time_text(row.finished_at))
-            .bind(row.agent.as_deref())
-            .bind(row.user.as_deref())
-            .bind(row.task.as_deref())
-            .bind(row.action.as_deref())
-            .bind(row.verdict.as_str())
-            .bind(row.outcome.as_str())
-            .bind(row.body.as_str())
-            .bind(row.canonical.as_slice())
-            .bind(row.leaf_hash.as_slice());
-    }
-    query
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(e, "inserting events"))?;
-    Ok(())
-}
-
-/// The statement size for `rows` rows (at most [`MAX_SLOTS`]).
-fn slots_for(rows: usize) -> usize {
-    EVENT_SLOTS
-        .into_iter()
-        .find(|&n| n >= rows)
-        .unwrap_or(MAX_SLOTS)
-}
-
-/// `INSERT INTO table (columns) SELECT column1, ... FROM (VALUES (?, ...), ...) WHERE column1 IS
-/// NOT NULL` with `slots` rows of `width` parameters: rows whose first column is left unbound
-/// (NULL) are not inserted. Every table it serves has a NOT NULL first column.
-fn padded_insert_sql(table: &str, columns: &str, width: usize, slots: usize) -> String {
-    let tuple = format!("({})", vec!["?"; width].join(", "));
-    let values = vec![tuple; slots].join(", ");
-    let picked = (1..=width)
-        .map(|i| format!("column{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {table} ({columns}) SELECT {picked} FROM (VALUES {values}) \
-         WHERE column1 IS NOT NULL"
-    )
 }
 
 #[async_trait]
@@ -726,59 +562,12 @@ impl WardenStore for SqliteStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn insert_sql_has_one_tuple_per_slot() {
-        let sql = padded_insert_sql("events", EVENT_COLUMN_NAMES, EVENT_COLUMNS, 4);
-        assert_eq!(sql.matches('?').count(), 4 * EVENT_COLUMNS);
-        assert_eq!(sql.matches("), (").count(), 3);
-    }
-
-    #[test]
-    fn a_batch_takes_the_smallest_statement_that_holds_it() {
-        assert_eq!(slots_for(1), 1);
-        assert_eq!(slots_for(3), 4);
-        assert_eq!(slots_for(150), 256);
-        assert_eq!(slots_for(256), 256);
-        assert_eq!(slots_for(1000), 256);
-    }
-
-    #[tokio::test]
-    async fn unbound_slots_insert_nothing() -> Result<(), StoreError> {
-        let store = SqliteStore::open("sqlite::memory:", &StoreOptions::default()).await?;
-        let rows = (0..3)
-            .map(|_| {
-                let event = AuditEvent::begin(warden_core::event::EventKind::ToolCall, "mcp", None);
-                EventRow::from_event(&event)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows: Vec<&EventRow> = rows.iter().collect();
-        assert_eq!(slots_for(rows.len()), 4);
-        let mut conn = store
-            .writer_pool
-            .acquire()
-            .await
-            .map_err(|e| db_error(e, "taking a connection"))?;
-        insert_events(&mut conn, 0, &rows).await?;
-        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM events ORDER BY seq")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db_error(e, "reading seqs"))?;
-        assert_eq!(
-            seqs,
-            vec![0, 1, 2],
-            "three events from a statement of four slots"
-        );
-        drop(conn);
-        store.close().await;
-        Ok(())
-    }
-
     #[tokio::test]
     async fn a_file_database_is_durable() -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
         let url = format!("sqlite://{}", dir.path().join("new.db").display());
         let store = SqliteStore::open(&url, &StoreOptions::default()).await?;
-        for pool in [&store.pool, &store.writer_pool] {
+        for pool in [&store.pool] {
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(pool)
                 .await

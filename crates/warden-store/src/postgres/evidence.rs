@@ -72,16 +72,7 @@ pub(super) async fn insert_evidence(
     .bind(r.shredded_at.map(micros))
     .execute(&mut *conn)
     .await
-    .map_err(|e| {
-        db_error(
-            e,
-            format_args!(
-                "storing the {} of event {}",
-                r.artifact.as_str(),
-                r.event_id
-            ),
-        )
-    })?;
+    .map_err(|e| db_error(e, crate::evidence::storing(r)))?;
     Ok(())
 }
 

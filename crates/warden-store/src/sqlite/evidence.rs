@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::AssertSqlSafe;
 use warden_core::event::AuditEvent;
 use warden_core::store::{Artifact, EvidenceRecord, EvidenceStore, LegalHold, StoreError};
 
@@ -51,52 +51,6 @@ fn record(row: EvidenceRow) -> Result<EvidenceRecord, StoreError> {
 const EXPIRED_UNHELD: &str = "shredded_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? \
      AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.scope = 'event:' || evidence.event_id \
      OR (evidence.agent IS NOT NULL AND h.scope = 'agent:' || evidence.agent))";
-
-/// Columns bound per evidence record.
-const EVIDENCE_WIDTH: usize = 10;
-
-/// Insert evidence records inside the writer's transaction (or as one statement of their own),
-/// as few statements as [`super::padded_insert_sql`] allows.
-pub(super) async fn insert_evidence(
-    conn: &mut SqliteConnection,
-    records: &[&EvidenceRecord],
-) -> Result<(), StoreError> {
-    for chunk in records.chunks(super::MAX_SLOTS) {
-        let sql = super::padded_insert_sql(
-            "evidence",
-            EVIDENCE_COLUMNS,
-            EVIDENCE_WIDTH,
-            super::slots_for(chunk.len()),
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
-            let shredded = r.shredded_at.is_some();
-            query = query
-                .bind(r.event_id.as_str())
-                .bind(r.artifact.as_str())
-                .bind(r.class.as_str())
-                .bind(r.agent.as_deref())
-                .bind(time_text(r.created_at))
-                .bind(r.expires_at.map(time_text))
-                .bind(r.key_id.as_str())
-                .bind((!shredded).then_some(r.wrapped_key.as_slice()))
-                .bind((!shredded).then_some(r.ciphertext.as_slice()))
-                .bind(r.shredded_at.map(time_text));
-        }
-        query.execute(&mut *conn).await.map_err(|e| match chunk {
-            [r] => db_error(
-                e,
-                format_args!(
-                    "storing the {} of event {}",
-                    r.artifact.as_str(),
-                    r.event_id
-                ),
-            ),
-            _ => db_error(e, format_args!("storing {} evidence records", chunk.len())),
-        })?;
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl EvidenceStore for SqliteStore {

@@ -2,14 +2,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 use warden_core::session::{SessionCall, SessionState, SessionStore, SessionUpdate, ShadowDiff};
 use warden_core::store::StoreError;
 
 use super::{SqliteStore, SqliteWrite};
 use crate::codec::{parse_time, time_text};
 use crate::error::db_error;
-use crate::session::{marks, policies_from_db, policies_text, session_from_rows};
+use crate::session::{policies_from_db, policies_text, session_from_rows};
 
 type DiffRow = (
     String,
@@ -25,55 +24,6 @@ type DiffRow = (
     String,
     String,
 );
-
-/// Count one call in its session, inside the writer's transaction.
-pub(super) async fn write_session_call(
-    conn: &mut SqliteConnection,
-    call: &SessionCall,
-) -> Result<(), StoreError> {
-    let SessionCall {
-        agent,
-        session,
-        update,
-    } = call;
-    let what = || format!("recording a call in session `{session}` of agent `{agent}`");
-    let at = time_text(update.at);
-    sqlx::query(
-        "INSERT INTO sessions (agent, session, started_at, updated_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (agent, session) DO UPDATE SET updated_at = excluded.updated_at",
-    )
-    .bind(agent)
-    .bind(session)
-    .bind(&at)
-    .bind(&at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_error(e, what()))?;
-    sqlx::query(
-        "INSERT INTO session_tools (agent, session, tool, calls) VALUES (?, ?, ?, 1) \
-         ON CONFLICT (agent, session, tool) DO UPDATE SET calls = session_tools.calls + 1",
-    )
-    .bind(agent)
-    .bind(session)
-    .bind(&update.tool)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_error(e, what()))?;
-    for (kind, name) in marks(update) {
-        sqlx::query(
-            "INSERT INTO session_marks (agent, session, kind, name) VALUES (?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(agent)
-        .bind(session)
-        .bind(kind)
-        .bind(name)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error(e, what()))?;
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl SessionStore for SqliteStore {
