@@ -43,7 +43,7 @@ macro_rules! both_backends {
 both_backends!(
     appended_event_reads_back_identical,
     concurrent_appends_get_contiguous_distinct_seqs,
-    events_appended_together_share_commits,
+    events_appended_together_share_disk_syncs,
     batch_max_bounds_a_transaction(batch_of_16()),
     recent_returns_newest_first,
     correlated_events_and_ranges_read_in_log_order,
