@@ -151,6 +151,13 @@ fn copy_db(from: &Path) -> (tempfile::TempDir, PathBuf) {
     (dir, to)
 }
 
+/// A copy of the database at `db` with `sql` run on it.
+async fn tampered_copy(db: &Path, sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, copy) = copy_db(db);
+    exec(&copy, sql).await;
+    (dir, copy)
+}
+
 async fn exec(path: &Path, sql: &str) {
     let mut c = sqlite(path).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -378,21 +385,15 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     drop(c);
     assert_tampered("a modified canonical record", &copy, &pub_path, k);
 
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
-        &format!(
+    let (_d, copy) = tampered_copy(&db, &format!(
             "UPDATE events SET body = replace(body, '\"outcome\":\"ok\"', '\"outcome\":\"denied\"') \
              WHERE seq = {}",
             a + 3
-        ),
-    )
-    .await;
+        )).await;
     assert_tampered_beside_the_log("a modified JSON body", &copy, &pub_path, a + 3);
 
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!(
             "UPDATE events SET agent = 'refund-bot' WHERE seq = {}",
             a + 1
@@ -401,21 +402,18 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     .await;
     assert_tampered_beside_the_log("a modified indexed column", &copy, &pub_path, a + 1);
 
-    let (_d, copy) = copy_db(&db);
-    exec(&copy, &format!("DELETE FROM events WHERE seq = {}", a + 1)).await;
+    let (_d, copy) = tampered_copy(&db, &format!("DELETE FROM events WHERE seq = {}", a + 1)).await;
     assert_tampered("a deleted event", &copy, &pub_path, a + 1);
 
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!("UPDATE events SET canonical = NULL WHERE seq = {}", a + 4),
     )
     .await;
     assert_tampered("a canonical record erased", &copy, &pub_path, a + 4);
 
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!(
             "UPDATE events SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = {}",
             a + 5
@@ -425,9 +423,8 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     assert_tampered("a leaf hash cut short", &copy, &pub_path, a + 5);
 
     // Inserted at seq `a` (where the first checkpoint ends), the later events moved up.
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!(
             "UPDATE events SET seq = seq + 1000000 WHERE seq >= {a}; \
              UPDATE events SET seq = seq - 1000000 + 1 WHERE seq >= 1000000;"
@@ -437,9 +434,8 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     insert_row(&copy, a, &forged_event()).await;
     assert_tampered("an inserted event", &copy, &pub_path, a);
 
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!(
             "UPDATE events SET seq = 1000000 WHERE seq = {a}; \
              UPDATE events SET seq = {a} WHERE seq = {b}; \
@@ -450,8 +446,8 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     .await;
     assert_tampered("two events swapped", &copy, &pub_path, a);
 
-    let (_d, copy) = copy_db(&db);
-    exec(&copy, &format!("DELETE FROM events WHERE seq >= {}", n - 3)).await;
+    let (_d, copy) =
+        tampered_copy(&db, &format!("DELETE FROM events WHERE seq >= {}", n - 3)).await;
     assert_tampered("a truncated tail", &copy, &pub_path, n - 3);
 
     // A forged note: the signed root replaced.
@@ -476,18 +472,16 @@ async fn verify_passes_an_honest_log_and_names_the_first_bad_index_of_each_tampe
     assert_tampered("a forged checkpoint note", &copy, &pub_path, n);
 
     // The stored root edited, the note left alone.
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!("UPDATE checkpoints SET root = zeroblob(32) WHERE size = {a}"),
     )
     .await;
     assert_tampered("a forged checkpoint root", &copy, &pub_path, a);
 
     // Two problems: the first one is named.
-    let (_d, copy) = copy_db(&db);
-    exec(
-        &copy,
+    let (_d, copy) = tampered_copy(
+        &db,
         &format!("DELETE FROM events WHERE seq IN (2, {})", n - 2),
     )
     .await;

@@ -10,6 +10,7 @@
 //! sqlx's `lock_handle`, which is the driver's own way to make direct SQLite calls.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use sqlx::SqlitePool;
@@ -23,6 +24,19 @@ use crate::error::db_error;
 use crate::evidence::EVIDENCE_COLUMNS;
 use crate::session::marks;
 use crate::writer::SyncMode;
+
+/// The inserts, built once: every event and evidence record of the log runs one of them.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events ({EVENT_COLUMN_NAMES}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    )
+});
+static INSERT_EVIDENCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    )
+});
 
 /// The connection the writer commits with.
 pub(super) enum WriterConnection {
@@ -137,11 +151,7 @@ fn next_seq_in(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 fn insert_event(conn: &Connection, seq: i64, row: &EventRow) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO events ({EVENT_COLUMN_NAMES}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-    );
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(&INSERT_EVENT)
         .and_then(|mut s| {
             s.execute(params![
                 seq,
@@ -167,11 +177,8 @@ fn insert_event(conn: &Connection, seq: i64, row: &EventRow) -> Result<(), Store
 }
 
 fn insert_evidence(conn: &Connection, r: &EvidenceRecord) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    );
     let shredded = r.shredded_at.is_some();
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(&INSERT_EVIDENCE)
         .and_then(|mut s| {
             s.execute(params![
                 r.event_id,
