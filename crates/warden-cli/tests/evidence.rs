@@ -79,14 +79,20 @@ async fn sqlite(path: &Path) -> sqlx::SqliteConnection {
 }
 
 /// The event bodies (JSON) of the audit table, all of them.
+/// Every event as the log holds it: the JSON object of its canonical bytes.
 async fn event_bodies(path: &Path) -> Vec<String> {
     let mut db = sqlite(path).await;
-    sqlx::query_as::<_, (String,)>("SELECT body FROM events ORDER BY seq")
+    sqlx::query_as::<_, (Vec<u8>,)>("SELECT canonical FROM events ORDER BY seq")
         .fetch_all(&mut db)
         .await
         .expect("read events")
         .into_iter()
-        .map(|(b,)| b)
+        .map(|(canonical,)| {
+            let json = canonical
+                .strip_prefix(warden_audit::canonical::PREFIX_V1)
+                .expect("canonical bytes start with the format prefix");
+            String::from_utf8(json.to_vec()).expect("canonical JSON is UTF-8")
+        })
         .collect()
 }
 

@@ -104,11 +104,15 @@ pub struct RawRecord {
     pub canonical: Option<Vec<u8>>,
     /// The `leaf_hash` column, any length.
     pub leaf_hash: Option<Vec<u8>>,
-    /// The event as the JSON `body` column tells it, or why it does not decode.
-    pub body: Result<AuditEvent, String>,
-    /// The event as the row's indexed columns tell it: the body with the indexed columns (id,
-    /// kind, times, agent, outcome, ...) laid over it; or why they do not make an event.
-    pub columns: Result<AuditEvent, String>,
+    /// The event as the JSON `body` column tells it, or why it does not decode; `None` where
+    /// the row has no JSON copy (rows written since events stopped keeping one).
+    pub body: Option<Result<AuditEvent, String>>,
+    /// The event as the row's indexed columns tell it: the indexed columns (id, kind, times,
+    /// agent, outcome, ...) laid over the event the row's JSON copy tells, else its canonical
+    /// bytes; `Ok(None)` when there is nothing to lay them over (no JSON copy and canonical
+    /// bytes that do not decode, which a verifier reports as such); or why they do not make an
+    /// event.
+    pub columns: Result<Option<AuditEvent>, String>,
 }
 
 /// One `checkpoints` row as stored.
@@ -231,7 +235,8 @@ impl LogReader {
     }
 
     /// Up to `limit` event rows with `seq >= from`, in seq order, with only what the Merkle log
-    /// covers: `seq`, `canonical` and `leaf_hash` (`body` and `columns` say they were not read).
+    /// covers: `seq`, `canonical` and `leaf_hash` (`body` is `None` and `columns` says it was not
+    /// read).
     /// Much cheaper to read than [`LogReader::records`]: nothing is decoded.
     pub async fn leaf_records(&self, from: u64, limit: u32) -> Result<Vec<RawRecord>, StoreError> {
         const SQLITE: &str =
@@ -263,7 +268,7 @@ impl LogReader {
                 seq,
                 canonical,
                 leaf_hash,
-                body: Err(NOT_READ.into()),
+                body: None,
                 columns: Err(NOT_READ.into()),
             })
             .collect())
@@ -449,9 +454,23 @@ struct Columns {
     outcome: String,
 }
 
-/// The body with the indexed columns laid over it.
-fn event_from_columns(body: &Result<AuditEvent, String>, c: Columns) -> Result<AuditEvent, String> {
-    let mut event = body.clone()?;
+/// The event the row tells beside its indexed columns: its JSON copy if it has one, else its
+/// canonical bytes if they decode.
+fn event_beside_columns(
+    body: Option<&Result<AuditEvent, String>>,
+    canonical: Option<&[u8]>,
+) -> Result<Option<AuditEvent>, String> {
+    match body {
+        Some(body) => body.clone().map(Some),
+        None => Ok(canonical.and_then(|c| warden_audit::canonical::decode(c).ok())),
+    }
+}
+
+/// `base` with the indexed columns laid over it.
+fn event_from_columns(base: Option<AuditEvent>, c: Columns) -> Result<Option<AuditEvent>, String> {
+    let Some(mut event) = base else {
+        return Ok(None);
+    };
     event.kind = enum_from_text::<EventKind>("kind", &c.kind)?;
     event.verdict = enum_from_text::<Verdict>("verdict", &c.verdict)?;
     event.outcome = enum_from_text::<Outcome>("outcome", &c.outcome)?;
@@ -464,7 +483,7 @@ fn event_from_columns(body: &Result<AuditEvent, String>, c: Columns) -> Result<A
     event.user = c.user;
     event.task = c.task;
     event.action = c.action;
-    Ok(event)
+    Ok(Some(event))
 }
 
 fn enum_from_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, String> {
@@ -472,10 +491,17 @@ fn enum_from_text<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> R
         .map_err(|_| format!("column `{column}` holds {text:?}, which is not a known value"))
 }
 
+/// The `body` column decoded, if the row has one.
+fn json_copy(seq: i64, body: Option<String>) -> Option<Result<AuditEvent, String>> {
+    body.map(|b| event_from_body(seq, &b).map_err(|e| e.to_string()))
+}
+
 fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError> {
     let get = |e: sqlx::Error| db_error(e, "decoding an event row");
     let seq: i64 = row.try_get(col::SEQ).map_err(get)?;
-    let body: String = row.try_get(col::BODY).map_err(get)?;
+    let canonical: Option<Vec<u8>> = row.try_get(col::CANONICAL).map_err(get)?;
+    let body = json_copy(seq, row.try_get(col::BODY).map_err(get)?);
+    let base = event_beside_columns(body.as_ref(), canonical.as_deref());
     let started: String = row.try_get(col::STARTED_AT).map_err(get)?;
     let finished: String = row.try_get(col::FINISHED_AT).map_err(get)?;
     let columns = match (
@@ -498,12 +524,11 @@ fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError>
         }),
         (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
     };
-    let body = event_from_body(seq, &body).map_err(|e| e.to_string());
     Ok(RawRecord {
         seq,
-        canonical: row.try_get(col::CANONICAL).map_err(get)?,
+        canonical,
         leaf_hash: row.try_get(col::LEAF_HASH).map_err(get)?,
-        columns: columns.and_then(|c| event_from_columns(&body, c)),
+        columns: columns.and_then(|c| event_from_columns(base?, c)),
         body,
     })
 }
@@ -511,7 +536,9 @@ fn sqlite_record(row: &sqlx::sqlite::SqliteRow) -> Result<RawRecord, StoreError>
 fn pg_record(row: &sqlx::postgres::PgRow) -> Result<RawRecord, StoreError> {
     let get = |e: sqlx::Error| db_error(e, "decoding an event row");
     let seq: i64 = row.try_get(col::SEQ).map_err(get)?;
-    let body: String = row.try_get(col::BODY).map_err(get)?;
+    let canonical: Option<Vec<u8>> = row.try_get(col::CANONICAL).map_err(get)?;
+    let body = json_copy(seq, row.try_get(col::BODY).map_err(get)?);
+    let base = event_beside_columns(body.as_ref(), canonical.as_deref());
     let columns = Columns {
         id: row.try_get(col::ID).map_err(get)?,
         correlation_id: row.try_get(col::CORRELATION_ID).map_err(get)?,
@@ -526,12 +553,11 @@ fn pg_record(row: &sqlx::postgres::PgRow) -> Result<RawRecord, StoreError> {
         verdict: row.try_get(col::VERDICT).map_err(get)?,
         outcome: row.try_get(col::OUTCOME).map_err(get)?,
     };
-    let body = event_from_body(seq, &body).map_err(|e| e.to_string());
     Ok(RawRecord {
         seq,
-        canonical: row.try_get(col::CANONICAL).map_err(get)?,
+        canonical,
         leaf_hash: row.try_get(col::LEAF_HASH).map_err(get)?,
-        columns: event_from_columns(&body, columns),
+        columns: base.and_then(|base| event_from_columns(base, columns)),
         body,
     })
 }

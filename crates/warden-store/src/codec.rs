@@ -27,9 +27,8 @@ pub(crate) struct EventRow {
     pub action: Option<String>,
     pub verdict: String,
     pub outcome: String,
-    /// The whole event as JSON (a convenience copy; `canonical` is what the log commits to).
-    pub body: String,
-    /// The canonical event bytes (`warden-event-v1`): the Merkle leaf's data.
+    /// The canonical event bytes (`warden-event-v1`): the Merkle leaf's data, and what reads
+    /// decode the event from.
     pub canonical: Vec<u8>,
     /// `SHA-256(0x00 || canonical)`.
     pub leaf_hash: LogHash,
@@ -37,9 +36,6 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub fn from_event(event: &AuditEvent) -> Result<Self, StoreError> {
-        let body = serde_json::to_string(event).map_err(|e| {
-            StoreError::Database(format!("encoding event {} as JSON: {e}", event.id))
-        })?;
         let canonical = canonical_bytes(event);
         let leaf_hash = leaf_hash(&canonical);
         Ok(Self {
@@ -55,7 +51,6 @@ impl EventRow {
             action: event.action.clone(),
             verdict: event.verdict.as_str().to_owned(),
             outcome: event.outcome.as_str().to_owned(),
-            body,
             canonical,
             leaf_hash,
         })
@@ -118,19 +113,38 @@ pub(crate) fn event_from_body(seq: i64, body: &str) -> Result<AuditEvent, StoreE
     serde_json::from_str(body).map_err(|e| corrupt(format_args!("event at seq {seq}"), e))
 }
 
-/// Decode a `(seq, body)` row.
-pub(crate) fn stored_event(seq: i64, body: &str) -> Result<StoredEvent, StoreError> {
+/// What reads select to rebuild an event, `seq, canonical, body`: its canonical bytes, and
+/// the JSON copy that rows written before events stopped keeping one still hold (the only
+/// source for rows older than `canonical`).
+pub(crate) type EventSource = (i64, Option<Vec<u8>>, Option<String>);
+
+/// The event an [`EventSource`] row holds: decoded (strictly) from its canonical bytes, else
+/// from its JSON copy.
+pub(crate) fn event_from_source(
+    (seq, canonical, body): &EventSource,
+) -> Result<AuditEvent, StoreError> {
+    match (canonical, body) {
+        (Some(canonical), _) => warden_audit::canonical::decode(canonical)
+            .map_err(|e| corrupt(format_args!("event at seq {seq}"), e)),
+        (None, Some(body)) => event_from_body(*seq, body),
+        (None, None) => Err(corrupt(
+            format_args!("event at seq {seq}"),
+            "neither canonical bytes nor a JSON copy",
+        )),
+    }
+}
+
+/// Decode an [`EventSource`] row.
+pub(crate) fn stored_event(row: &EventSource) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        seq: seq_from_db(seq)?,
-        event: event_from_body(seq, body)?,
+        seq: seq_from_db(row.0)?,
+        event: event_from_source(row)?,
     })
 }
 
-/// Decode many `(seq, body)` rows.
-pub(crate) fn stored_events(rows: Vec<(i64, String)>) -> Result<Vec<StoredEvent>, StoreError> {
-    rows.iter()
-        .map(|(seq, body)| stored_event(*seq, body))
-        .collect()
+/// Decode many [`EventSource`] rows.
+pub(crate) fn stored_events(rows: Vec<EventSource>) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.iter().map(stored_event).collect()
 }
 
 /// Times are kept to the microsecond on both backends.
@@ -182,7 +196,6 @@ mod tests {
         assert_eq!(row.verdict, "none");
         assert_eq!(row.outcome, "failed");
         assert_eq!(row.agent.as_deref(), Some("bot"));
-        assert_eq!(event_from_body(0, &row.body)?, event);
         assert_eq!(
             warden_audit::canonical::decode(&row.canonical).ok(),
             Some({
@@ -192,6 +205,29 @@ mod tests {
             })
         );
         assert_eq!(row.leaf_hash, leaf_hash(&row.canonical));
+        Ok(())
+    }
+
+    #[test]
+    fn reads_decode_the_canonical_bytes_else_the_json_copy_of_older_rows() -> Result<(), StoreError>
+    {
+        let event = AuditEvent::begin(EventKind::ToolCall, "mcp", None);
+        let mut normalized = event.clone();
+        warden_audit::canonical::normalize(&mut normalized);
+        let canonical = EventRow::from_event(&event)?.canonical;
+        let json =
+            serde_json::to_string(&event).map_err(|e| StoreError::Database(e.to_string()))?;
+        let from_canonical = event_from_source(&(3, Some(canonical), None))?;
+        assert_eq!(from_canonical, normalized);
+        assert_eq!(event_from_source(&(3, None, Some(json)))?, event);
+        assert!(matches!(
+            event_from_source(&(3, None, None)),
+            Err(StoreError::Corrupt(m)) if m.contains("seq 3")
+        ));
+        assert!(matches!(
+            event_from_source(&(4, Some(b"warden-event-v1\n{}".to_vec()), None)),
+            Err(StoreError::Corrupt(m)) if m.contains("seq 4")
+        ));
         Ok(())
     }
 

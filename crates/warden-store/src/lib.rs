@@ -29,9 +29,12 @@
 //!   racing approvers approve once; status moves are compare-and-set updates; undo claims and
 //!   usage additions are single `INSERT ... ON CONFLICT` statements. Every switch change bumps a
 //!   version in the same transaction, for replicas to poll.
-//! - The log holds the event as JSON (`body`): digests of arguments and results, never raw
-//!   payloads. Times are kept to the microsecond (RFC 3339 text in SQLite, `timestamptz` in
-//!   PostgreSQL); finer digits are truncated.
+//! - The log holds each event as its canonical bytes (`canonical`, the Merkle leaf's data), which
+//!   reads decode, plus indexed copies of the fields queries filter on: digests of arguments and
+//!   results, never raw payloads. Rows written before events stopped keeping a JSON copy of
+//!   themselves (`body`) still have it, and rows older than `canonical` are read from it. Times
+//!   are kept to the microsecond (RFC 3339 text in SQLite, `timestamptz` in PostgreSQL); finer
+//!   digits are truncated.
 //!
 //! Queries are built at run time (`sqlx::query`), so building never needs a database; the schema
 //! comes from the migrations embedded at compile time and run by [`open`].

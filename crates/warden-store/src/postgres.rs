@@ -22,22 +22,22 @@ use warden_core::store::{
     StoreError, TaskGrant,
 };
 
-use crate::codec::{EventRow, event_from_body, micros, stored_event, stored_events};
+use crate::codec::{EventRow, EventSource, event_from_source, micros, stored_event, stored_events};
 use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
 use crate::writer::{BatchSink, SyncMode, Writer, WriterStats};
 use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 
 const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, correlation_id, parent_id, kind, \
-     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, \
+     started_at, finished_at, agent, \"user\", task, action, verdict, outcome, canonical, \
      leaf_hash) \
      SELECT $1 + t.n - 1, t.id, t.correlation_id, t.parent_id, t.kind, t.started_at, \
-     t.finished_at, t.agent, t.usr, t.task, t.action, t.verdict, t.outcome, t.body, \
-     t.canonical, t.leaf_hash \
+     t.finished_at, t.agent, t.usr, t.task, t.action, t.verdict, t.outcome, t.canonical, \
+     t.leaf_hash \
      FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
      $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::text[], $14::text[], $15::bytea[], $16::bytea[]) WITH ORDINALITY AS t(id, \
-     correlation_id, parent_id, kind, started_at, finished_at, agent, usr, task, action, \
-     verdict, outcome, body, canonical, leaf_hash, n)";
+     $13::text[], $14::bytea[], $15::bytea[]) WITH ORDINALITY AS t(id, correlation_id, \
+     parent_id, kind, started_at, finished_at, agent, usr, task, action, verdict, outcome, \
+     canonical, leaf_hash, n)";
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -94,8 +94,8 @@ impl PostgresStore {
         &self,
         correlation_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events WHERE correlation_id = $1 ORDER BY seq",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE correlation_id = $1 ORDER BY seq",
         )
         .bind(correlation_id)
         .fetch_all(&self.pool)
@@ -119,8 +119,8 @@ impl PostgresStore {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq",
         )
         .bind(seq_to_db(from_seq)?)
         .bind(seq_to_db(to_seq.min(i64::MAX as u64))?)
@@ -132,12 +132,14 @@ impl PostgresStore {
 
     /// One event with its `seq`.
     pub async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query_as::<_, (i64, String)>("SELECT seq, body FROM events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error(e, format_args!("reading event {id}")))?;
-        row.map(|(seq, body)| stored_event(seq, &body)).transpose()
+        let row = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(e, format_args!("reading event {id}")))?;
+        row.as_ref().map(stored_event).transpose()
     }
 
     pub fn writer_stats(&self) -> WriterStats {
@@ -189,7 +191,6 @@ struct Columns {
     action: Vec<Option<String>>,
     verdict: Vec<String>,
     outcome: Vec<String>,
-    body: Vec<String>,
     canonical: Vec<Vec<u8>>,
     leaf_hash: Vec<Vec<u8>>,
 }
@@ -210,7 +211,6 @@ impl Columns {
             c.action.push(r.action.clone());
             c.verdict.push(r.verdict.clone());
             c.outcome.push(r.outcome.clone());
-            c.body.push(r.body.clone());
             c.canonical.push(r.canonical.clone());
             c.leaf_hash.push(r.leaf_hash.to_vec());
         }
@@ -252,7 +252,6 @@ impl BatchSink for PgSink {
             .bind(c.action)
             .bind(c.verdict)
             .bind(c.outcome)
-            .bind(c.body)
             .bind(c.canonical)
             .bind(c.leaf_hash)
             .execute(&mut *tx)
@@ -295,16 +294,14 @@ impl EventLog for PostgresStore {
     }
 
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events ORDER BY seq DESC LIMIT $1",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events ORDER BY seq DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(e, "reading recent events"))?;
-        rows.iter()
-            .map(|(seq, body)| event_from_body(*seq, body))
-            .collect()
+        rows.iter().map(event_from_source).collect()
     }
 
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {

@@ -38,7 +38,8 @@ use warden_core::store::{
 };
 
 use crate::codec::{
-    EventRow, event_from_body, parse_opt_time, parse_time, stored_event, stored_events, time_text,
+    EventRow, EventSource, event_from_source, parse_opt_time, parse_time, stored_event,
+    stored_events, time_text,
 };
 use crate::error::{corrupt, db_error, migration_error, seq_from_db, seq_to_db};
 use crate::log_sync::{LogSync, WalFileSync};
@@ -47,7 +48,7 @@ use crate::{Backend, StoreOptions, StoredEvent, WardenStore};
 use commit::WriterConnection;
 
 const EVENT_COLUMN_NAMES: &str = "seq, id, correlation_id, parent_id, kind, started_at, \
-     finished_at, agent, \"user\", task, action, verdict, outcome, body, canonical, leaf_hash";
+     finished_at, agent, \"user\", task, action, verdict, outcome, canonical, leaf_hash";
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -147,8 +148,8 @@ impl SqliteStore {
         &self,
         correlation_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events WHERE correlation_id = ? ORDER BY seq",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE correlation_id = ? ORDER BY seq",
         )
         .bind(correlation_id)
         .fetch_all(&self.pool)
@@ -172,8 +173,8 @@ impl SqliteStore {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
         )
         .bind(seq_to_db(from_seq)?)
         .bind(seq_to_db(to_seq.min(i64::MAX as u64))?)
@@ -185,12 +186,14 @@ impl SqliteStore {
 
     /// One event with its `seq`.
     pub async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query_as::<_, (i64, String)>("SELECT seq, body FROM events WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error(e, format_args!("reading event {id}")))?;
-        row.map(|(seq, body)| stored_event(seq, &body)).transpose()
+        let row = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(e, format_args!("reading event {id}")))?;
+        row.as_ref().map(stored_event).transpose()
     }
 
     pub fn writer_stats(&self) -> WriterStats {
@@ -307,16 +310,14 @@ impl EventLog for SqliteStore {
     }
 
     async fn recent(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events ORDER BY seq DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(e, "reading recent events"))?;
-        rows.iter()
-            .map(|(seq, body)| event_from_body(*seq, body))
-            .collect()
+        rows.iter().map(event_from_source).collect()
     }
 
     async fn event(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {

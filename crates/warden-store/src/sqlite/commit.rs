@@ -29,7 +29,7 @@ use crate::writer::SyncMode;
 static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO events ({EVENT_COLUMN_NAMES}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     )
 });
 static INSERT_EVIDENCE: LazyLock<String> = LazyLock::new(|| {
@@ -167,7 +167,6 @@ fn insert_event(conn: &Connection, seq: i64, row: &EventRow) -> Result<(), Store
                 row.action,
                 row.verdict,
                 row.outcome,
-                row.body,
                 row.canonical,
                 row.leaf_hash.as_slice(),
             ])

@@ -10,7 +10,7 @@ use warden_core::event::AuditEvent;
 use warden_core::store::{Artifact, EvidenceRecord, EvidenceStore, LegalHold, StoreError};
 
 use super::{SqliteStore, SqliteWrite};
-use crate::codec::{event_from_body, parse_opt_time, parse_time, time_text};
+use crate::codec::{EventSource, event_from_source, parse_opt_time, parse_time, time_text};
 use crate::error::db_error;
 use crate::evidence::{
     EVIDENCE_COLUMNS, HOLD_COLUMNS, artifact_from_db, check_scope, sealed_parts,
@@ -225,15 +225,13 @@ impl EvidenceStore for SqliteStore {
     }
 
     async fn child_events(&self, parent_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT seq, body FROM events WHERE parent_id = ? ORDER BY seq",
+        let rows = sqlx::query_as::<_, EventSource>(
+            "SELECT seq, canonical, body FROM events WHERE parent_id = ? ORDER BY seq",
         )
         .bind(parent_id)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db_error(e, format_args!("reading the events linked to {parent_id}")))?;
-        rows.iter()
-            .map(|(seq, body)| event_from_body(*seq, body))
-            .collect()
+        rows.iter().map(event_from_source).collect()
     }
 }

@@ -106,6 +106,8 @@ async fn an_in_memory_sqlite_store_works() {
     let e =
         warden_core::event::AuditEvent::begin(warden_core::event::EventKind::Admin, "cli", None);
     assert_eq!(store.append(&e).await.expect("append"), 0);
+    let mut e = e;
+    warden_audit::canonical::normalize(&mut e);
     assert_eq!(store.event(&e.id).await.expect("read"), Some(e));
 }
 
@@ -118,4 +120,90 @@ async fn an_unknown_scheme_is_refused() {
         err,
         Some(warden_core::store::StoreError::Database(_))
     ));
+}
+
+/// A SQLite database from before events stopped keeping a JSON copy: its rows (with the copy,
+/// and one from before the Merkle log, with nothing else) survive the table's rebuild and read
+/// back; new rows keep no copy.
+#[tokio::test]
+async fn sqlite_rows_with_a_json_copy_survive_the_migration_that_drops_it() {
+    use std::str::FromStr;
+
+    use sqlx::migrate::Migrator;
+    use warden_core::event::{AuditEvent, EventKind};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut before = Migrator::new(folder).await.expect("the migrations");
+    let last = before
+        .migrations
+        .iter()
+        .position(|m| m.description.contains("events body optional"))
+        .expect("the migration under test");
+    before.migrations = before.migrations[..last].to_vec().into();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .expect("url")
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+    before.run(&pool).await.expect("the earlier migrations");
+    let old: Vec<AuditEvent> = (0..2)
+        .map(|_| AuditEvent::begin(EventKind::Admin, "cli", None))
+        .collect();
+    for (seq, e) in old.iter().enumerate() {
+        let canonical = warden_audit::canonical::canonical_bytes(e);
+        sqlx::query(
+            "INSERT INTO events (seq, id, correlation_id, kind, started_at, finished_at, \
+             verdict, outcome, body, canonical, leaf_hash) \
+             VALUES (?, ?, ?, 'admin', '2025-01-01T00:00:00.000000Z', \
+             '2025-01-01T00:00:00.000000Z', 'none', 'failed', ?, ?, ?)",
+        )
+        .bind(seq as i64)
+        .bind(&e.id)
+        .bind(&e.correlation_id)
+        .bind(serde_json::to_string(e).expect("json"))
+        // The first row predates the Merkle log: only its JSON copy tells the event.
+        .bind((seq == 1).then(|| canonical.clone()))
+        .bind((seq == 1).then(|| warden_audit::merkle::leaf_hash(&canonical).to_vec()))
+        .execute(&pool)
+        .await
+        .expect("an old row");
+    }
+    pool.close().await;
+
+    let store = warden_store::open_warden_store(&url, StoreOptions::default())
+        .await
+        .expect("open and migrate");
+    for e in &old {
+        let mut want = e.clone();
+        if e.id == old[1].id {
+            warden_audit::canonical::normalize(&mut want);
+        }
+        assert_eq!(store.event(&e.id).await.expect("read"), Some(want));
+    }
+    let new = AuditEvent::begin(EventKind::Admin, "cli", None);
+    assert_eq!(store.append(&new).await.expect("append"), 2);
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("reopen");
+    let bodies: Vec<Option<String>> = sqlx::query_scalar("SELECT body FROM events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .expect("bodies");
+    assert!(bodies[0].is_some() && bodies[1].is_some(), "{bodies:?}");
+    assert_eq!(bodies[2], None, "a new row keeps no JSON copy");
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .expect("indexes");
+    assert_eq!(
+        indexes,
+        [
+            "events_agent",
+            "events_correlation",
+            "events_parent",
+            "events_started_at"
+        ]
+    );
+    pool.close().await;
 }
