@@ -277,10 +277,36 @@ impl LogVerifier {
         })
     }
 
+    /// [`LogVerifier::push`] for a record whose leaf hash the caller has already computed from
+    /// its canonical bytes with [`leaf_hash`] (say, on other threads while this one folds the
+    /// tree). `leaf` must be exactly that hash: it is what the tree is built from. `canonical`
+    /// is read only by a verifier that decodes events.
+    pub fn push_hashed(
+        &mut self,
+        seq: u64,
+        canonical: &[u8],
+        leaf: Hash,
+        stored_leaf_hash: Option<Hash>,
+    ) -> Result<(), VerifyError> {
+        self.ensure_ok()?;
+        let record = Record {
+            seq,
+            canonical,
+            leaf_hash: stored_leaf_hash,
+            columns: None,
+        };
+        self.check_hashed_record(&record, leaf)
+            .map_err(|e| self.fail(e))?;
+        self.tree.push(leaf);
+        self.check_pending_at_size()
+    }
+
     /// Check the next record, including its indexed columns when given.
     pub fn push_record(&mut self, record: Record<'_>) -> Result<(), VerifyError> {
         self.ensure_ok()?;
-        let leaf = self.check_record(&record).map_err(|e| self.fail(e))?;
+        let leaf = leaf_hash(record.canonical);
+        self.check_hashed_record(&record, leaf)
+            .map_err(|e| self.fail(e))?;
         self.tree.push(leaf);
         self.check_pending_at_size()
     }
@@ -345,10 +371,10 @@ impl LogVerifier {
     }
 
     /// All checks of one record; returns its leaf hash.
-    fn check_record(&self, record: &Record<'_>) -> Result<Hash, VerifyError> {
+    /// Check `record`, whose canonical bytes hash to `leaf`.
+    fn check_hashed_record(&self, record: &Record<'_>, leaf: Hash) -> Result<(), VerifyError> {
         let index = self.size();
         check_seq(index, record.seq)?;
-        let leaf = leaf_hash(record.canonical);
         if let Some(stored) = record.leaf_hash
             && stored != leaf
         {
@@ -373,7 +399,7 @@ impl LogVerifier {
                 }
             }
         }
-        Ok(leaf)
+        Ok(())
     }
 
     /// Why `canonical` does not decode strictly, when decoding is on and it does not.

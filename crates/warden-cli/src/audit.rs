@@ -25,7 +25,7 @@ use warden_audit::merkle::{CompactRange, Hash, NodeId, leaf_hash, verify_inclusi
 use warden_audit::{LogVerifier, Record, VerifierKey, VerifyError, checkpoint};
 use warden_core::{AuditEvent, Config};
 use warden_server::checkpointer::verifier_key_path;
-use warden_store::{LogReader, RawCheckpoint, RawRecord, ScanResult};
+use warden_store::{LeafScan, LogReader, RawCheckpoint, RawRecord, ScannedLeaf};
 
 use crate::admin::Api;
 use crate::{ConfigArg, ServerArgs};
@@ -377,7 +377,7 @@ fn claimed_size(note: &str) -> Option<u64> {
 fn row_shape(
     verifier: &LogVerifier,
     seq: i64,
-    canonical: Option<&[u8]>,
+    has_canonical: bool,
     leaf_hash: Option<&[u8]>,
 ) -> Result<(u64, Option<Hash>), Failure> {
     let Ok(seq) = u64::try_from(seq) else {
@@ -389,8 +389,8 @@ fn row_shape(
     let at_place = seq == verifier.size();
     let fail = |message: String| Err(Failure::at(seq, message));
     let stored = leaf_hash.map(|h| Hash::try_from(h).map_err(|_| h.len()));
-    match (canonical, stored, at_place) {
-        (None, _, true) => fail(format!("event {seq} has no canonical bytes")),
+    match (has_canonical, stored, at_place) {
+        (false, _, true) => fail(format!("event {seq} has no canonical bytes")),
         (_, None, true) => fail(format!("event {seq} has no stored leaf hash")),
         (_, Some(Err(len)), true) => fail(format!(
             "event {seq}'s stored leaf hash is {len} bytes, not 32"
@@ -407,9 +407,20 @@ fn push_leaf(
     canonical: Option<&[u8]>,
     leaf_hash: Option<&[u8]>,
 ) -> Result<(), Failure> {
-    let (seq, stored) = row_shape(verifier, seq, canonical, leaf_hash)?;
+    let (seq, stored) = row_shape(verifier, seq, canonical.is_some(), leaf_hash)?;
     verifier
         .push(seq, canonical.unwrap_or_default(), stored)
+        .map_err(Failure::from)
+}
+
+/// Feed one scanned row (already hashed, see [`LogReader::scan_leaves`]) to the verifier.
+fn push_scanned_leaf(verifier: &mut LogVerifier, row: ScannedLeaf<'_>) -> Result<(), Failure> {
+    let (seq, stored) = row_shape(verifier, row.seq, row.leaf.is_some(), row.stored_leaf_hash)?;
+    // A row without canonical bytes is only pushed out of place, where its seq is reported.
+    let leaf = row.leaf.unwrap_or_else(|| leaf_hash(&[]));
+    // The quick check does not decode events, so the bytes themselves are not needed.
+    verifier
+        .push_hashed(seq, &[], leaf, stored)
         .map_err(Failure::from)
 }
 
@@ -419,7 +430,7 @@ fn push_row(verifier: &mut LogVerifier, row: &RawRecord) -> Result<(), Failure> 
     let (seq, stored) = row_shape(
         verifier,
         row.seq,
-        row.canonical.as_deref(),
+        row.canonical.is_some(),
         row.leaf_hash.as_deref(),
     )?;
     let at_place = seq == verifier.size();
@@ -537,12 +548,12 @@ async fn push_rows(
 /// Feed the rows of a scan (see [`LogReader::scan_leaves`]) to the verifier until the scan
 /// ends or a row fails.
 async fn push_scanned_leaves(
-    mut batches: tokio::sync::mpsc::Receiver<ScanResult>,
+    mut scan: LeafScan,
     verifier: &mut LogVerifier,
 ) -> anyhow::Result<Option<Failure>> {
-    while let Some(batch) = batches.recv().await {
-        for row in batch.context("cannot read events")?.rows() {
-            if let Err(f) = push_leaf(verifier, row.seq, row.canonical, row.leaf_hash) {
+    while let Some(chunk) = scan.next().await {
+        for row in chunk.context("cannot read events")?.rows() {
+            if let Err(f) = push_scanned_leaf(verifier, row) {
                 return Ok(Some(f));
             }
         }

@@ -12,13 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
-use tokio::sync::mpsc;
 use warden_core::event::{AuditEvent, EventKind, Outcome, Verdict};
 use warden_core::store::{LogHash, LogLeaf, StoreError};
 
 use crate::codec::{event_from_body, hash_from_db, parse_time};
 use crate::error::{corrupt, db_error, seq_from_db, seq_to_db};
-use crate::leaf_scan::{self, ScanResult};
+use crate::leaf_scan::{self, LeafScan};
 use crate::{Backend, backend_of};
 
 /// Leaf hashes of `from <= seq < to` from `(seq, leaf_hash)` rows in seq order.
@@ -141,10 +140,6 @@ pub struct LogReader {
     pool: ReaderPool,
     read_only: bool,
 }
-
-/// How many batches [`LogReader::scan_leaves`] reads ahead: small batches keep their buffers
-/// in the allocator's reuse, enough of them keep the reader busy while the verifier hashes.
-const SCAN_AHEAD: usize = 16;
 
 /// What [`LogReader::leaf_records`] puts in the fields it does not read.
 const NOT_READ: &str = "not read (only the Merkle leaf was read)";
@@ -275,24 +270,14 @@ impl LogReader {
     }
 
     /// Every event row with `from <= seq < end`, in seq order, with only what the Merkle log
-    /// covers (see [`crate::leaf_scan`]), in batches of up to [`crate::leaf_scan::SCAN_BATCH`].
-    /// The scan runs on a thread (SQLite) or task (PostgreSQL) of its own, up to
-    /// [`SCAN_AHEAD`] batches ahead of the receiver, and stops when the receiver is dropped; an
-    /// error is the last message.
-    pub fn scan_leaves(&self, from: u64, end: u64) -> mpsc::Receiver<ScanResult> {
-        let (sink, batches) = mpsc::channel(SCAN_AHEAD);
+    /// covers, each row's canonical bytes already hashed (see [`crate::leaf_scan`]). The
+    /// readers run on threads (SQLite) or a task (PostgreSQL) of their own, a few chunks ahead
+    /// of the receiver, and stop when it is dropped; an error ends the scan.
+    pub fn scan_leaves(&self, from: u64, end: u64) -> LeafScan {
         match &self.pool {
-            ReaderPool::Sqlite(_, file) => {
-                let (file, read_only) = (file.clone(), self.read_only);
-                tokio::task::spawn_blocking(move || {
-                    leaf_scan::scan_sqlite(file, read_only, from, end, sink)
-                });
-            }
-            ReaderPool::Postgres(pool) => {
-                tokio::spawn(leaf_scan::scan_postgres(pool.clone(), from, end, sink));
-            }
+            ReaderPool::Sqlite(_, file) => leaf_scan::scan_sqlite(file, self.read_only, from, end),
+            ReaderPool::Postgres(pool) => leaf_scan::scan_postgres(pool.clone(), from, end),
         }
-        batches
     }
 
     /// Up to `limit` event rows with `seq >= from`, in seq order.

@@ -61,7 +61,7 @@ pub use warden_core::store::StoreError;
 use warden_core::store::{AuditLogStore, Store};
 
 pub use audit::{LogReader, RawCheckpoint, RawRecord};
-pub use leaf_scan::{LeafBatch, ScanResult, ScannedLeaf};
+pub use leaf_scan::{LeafChunk, LeafScan, ScanResult, ScannedLeaf};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 /// Connect options for [`PostgresStore::open_with`].

@@ -78,6 +78,7 @@ both_backends!(
     checkpoints_and_subtrees_round_trip_and_the_first_write_wins,
     rows_from_before_the_merkle_log_are_backfilled,
     the_log_reader_sees_rows_as_stored,
+    a_leaf_scan_gives_every_row_once_in_order_hashed,
     // The evidence vault.
     evidence_records_round_trip_one_per_event_and_artifact,
     shredding_destroys_expired_keys_and_spares_held_and_unexpired_records,
