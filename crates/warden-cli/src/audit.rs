@@ -545,10 +545,11 @@ async fn push_rows(
     checked
 }
 
-/// Feed the rows of a scan (see [`LogReader::scan_leaves`]) to the verifier until the scan
-/// ends or a row fails.
+/// Feed the rows of a scan of `[0, end)` (see [`LogReader::scan_leaves`]) to the verifier
+/// until the scan ends or a row fails.
 async fn push_scanned_leaves(
     mut scan: LeafScan,
+    end: u64,
     verifier: &mut LogVerifier,
 ) -> anyhow::Result<Option<Failure>> {
     while let Some(chunk) = scan.next().await {
@@ -557,6 +558,14 @@ async fn push_scanned_leaves(
                 return Ok(Some(f));
             }
         }
+    }
+    // Every row up to the last seq passed, so the scan reached it, unless a reader stopped
+    // without saying why (it died): then the tail was never checked.
+    if verifier.size() < end {
+        bail!(
+            "the scan of the log stopped after {} of {end} events without an error",
+            verifier.size()
+        );
     }
     Ok(None)
 }
@@ -583,7 +592,7 @@ async fn verify_reader(
     present(&mut verifier, &notes, key);
     let failure = if args.quick {
         // Only what the Merkle log covers is read, on a thread of its own.
-        push_scanned_leaves(reader.scan_leaves(0, end), &mut verifier).await?
+        push_scanned_leaves(reader.scan_leaves(0, end), end, &mut verifier).await?
     } else {
         push_rows(reader, end, &mut verifier).await?
     };
