@@ -68,6 +68,18 @@ pub fn normalize(event: &mut AuditEvent) {
 /// have produced: another version, unknown or missing keys, another key order, whitespace,
 /// other escapes or timestamp forms.
 pub fn decode(bytes: &[u8]) -> Result<AuditEvent, CanonicalError> {
+    let event = decode_fields(bytes)?;
+    let again = canonical_bytes(&event);
+    match first_difference(&again, bytes) {
+        None => Ok(event),
+        Some(offset) => Err(CanonicalError::NotCanonical { offset }),
+    }
+}
+
+/// Read the event a record's fields tell, without checking that the bytes are in canonical
+/// form: for a caller that compares the event's [`canonical_bytes`] with the record anyway (and
+/// calls [`decode`] to name a difference), so the re-encoding is not done twice.
+pub fn decode_fields(bytes: &[u8]) -> Result<AuditEvent, CanonicalError> {
     let json = bytes
         .strip_prefix(PREFIX_V1)
         .ok_or_else(|| CanonicalError::UnknownVersion {
@@ -75,12 +87,7 @@ pub fn decode(bytes: &[u8]) -> Result<AuditEvent, CanonicalError> {
         })?;
     let wire: Wire =
         serde_json::from_slice(json).map_err(|e| CanonicalError::Json(e.to_string()))?;
-    let event = wire.into_event()?;
-    let again = canonical_bytes(&event);
-    match first_difference(&again, bytes) {
-        None => Ok(event),
-        Some(offset) => Err(CanonicalError::NotCanonical { offset }),
-    }
+    wire.into_event()
 }
 
 /// The names of the top-level fields whose values differ between two canonical records
