@@ -8,16 +8,18 @@
 //! [`StoreError::WriterStopped`] instead of hanging.
 //!
 //! A backend may mark rows as *write-ahead* ([`BatchSink::is_write_ahead`]): records that an
-//! audit event will follow, like the sealed arguments kept before an upstream call. Those are
-//! committed first, in their own transaction without a sync of the log to disk ([`SyncMode::Deferred`]:
-//! they survive a crash of the process at once, and a crash of the machine once the next synced
-//! commit, which covers everything written before it, has run), and their waiters are answered
-//! before the rest of the batch is committed and synced. A call then waits for one disk sync,
-//! not two.
+//! audit event will follow, like the sealed arguments kept before an upstream call. Their
+//! waiters are answered as soon as they are committed, without waiting for a sync of the log to
+//! disk ([`SyncMode::Deferred`]: they survive a crash of the process at once, and a crash of
+//! the machine once the next sync, which covers everything written before it, has run). A call
+//! then waits for one disk sync, not two.
 //!
 //! A backend whose log can be synced apart from its commits ([`BatchSink::log_sync`]) commits
-//! every batch deferred and answers its waiters from a [`SyncStage`] once a sync that began
-//! after the commit has returned: the next batch is written while the last one is synced.
+//! every batch, write-ahead rows included, in one deferred transaction; it answers the
+//! write-ahead rows at once and the others from a [`SyncStage`] once a sync that began after
+//! the commit has returned: the next batch is written while the last one is synced. Any other
+//! backend commits a batch's write-ahead rows first, in their own deferred transaction, and
+//! the rest after, synced.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -245,18 +247,18 @@ async fn run<S: BatchSink>(
         .log_sync()
         .map(|log| SyncStage::spawn(log, counters.syncs.clone()));
     let mut closing = false;
-    // Write-ahead rows commit first, without a sync; the rest after, synced.
+    let mut batch = Batch::default();
+    // Without a sync stage, write-ahead rows commit first, without a sync; the rest after, synced.
     let mut ahead = Batch::default();
-    let mut rest = Batch::default();
     while let Some(first) = next_request(&mut rx, &stop, &mut closing).await {
         let mut taken = 0;
         let mut next = Some(first);
         while let Some(request) = next {
             taken += 1;
-            if S::is_write_ahead(&request.row) {
+            if stage.is_none() && S::is_write_ahead(&request.row) {
                 ahead.push(request);
             } else {
-                rest.push(request);
+                batch.push(request);
             }
             next = if taken < batch_max {
                 rx.try_recv().ok()
@@ -264,50 +266,71 @@ async fn run<S: BatchSink>(
                 None
             };
         }
-        for (batch, sync) in [
-            (&mut ahead, SyncMode::Deferred),
-            (&mut rest, SyncMode::Durable),
-        ] {
-            if batch.rows.is_empty() {
-                continue;
-            }
-            if stage.as_ref().is_some_and(SyncStage::poisoned) {
-                for reply in batch.replies.drain(..) {
-                    let _ = reply.send(Err(poisoned_error()));
-                }
-            } else {
-                match (&stage, sync) {
-                    (Some(stage), SyncMode::Durable) => {
-                        let answers = commit_batch(
-                            &mut sink,
-                            &batch.rows,
-                            &mut batch.replies,
-                            SyncMode::Deferred,
-                            &counters,
-                        )
-                        .await;
-                        let (committed, failed): (Vec<_>, Vec<_>) =
-                            answers.into_iter().partition(|(_, a)| a.is_ok());
-                        send_all(failed);
-                        stage.after_sync(
-                            committed
-                                .into_iter()
-                                .filter_map(|(reply, a)| a.ok().map(|seq| (reply, seq)))
-                                .collect::<Vec<Answer>>(),
-                        );
-                    }
-                    _ => send_all(
-                        commit_batch(&mut sink, &batch.rows, &mut batch.replies, sync, &counters)
+        match &stage {
+            Some(stage) => commit_then_sync(&mut sink, &mut batch, stage, &counters).await,
+            None => {
+                for (batch, sync) in [
+                    (&mut ahead, SyncMode::Deferred),
+                    (&mut batch, SyncMode::Durable),
+                ] {
+                    if !batch.rows.is_empty() {
+                        send_all(
+                            commit_batch(
+                                &mut sink,
+                                &batch.rows,
+                                &mut batch.replies,
+                                sync,
+                                &counters,
+                            )
                             .await,
-                    ),
+                        );
+                        batch.rows.clear();
+                    }
                 }
             }
-            batch.rows.clear();
         }
     }
     if let Some(stage) = stage {
         stage.stop().await;
     }
+}
+
+/// Commit `batch` in one transaction without a sync; answer its write-ahead rows at once and
+/// the others once a sync that began after the commit has returned.
+///
+/// One transaction for both kinds halves the commits (each writes the pages it touched to the
+/// log again) at no cost to either promise: a write-ahead row still needs only its commit.
+async fn commit_then_sync<S: BatchSink>(
+    sink: &mut S,
+    batch: &mut Batch<S::Row>,
+    stage: &SyncStage,
+    counters: &Counters,
+) {
+    if stage.poisoned() {
+        for reply in batch.replies.drain(..) {
+            let _ = reply.send(Err(poisoned_error()));
+        }
+    } else {
+        let answers = commit_batch(
+            sink,
+            &batch.rows,
+            &mut batch.replies,
+            SyncMode::Deferred,
+            counters,
+        )
+        .await;
+        let mut to_sync: Vec<Answer> = Vec::with_capacity(answers.len());
+        for (row, (reply, answer)) in batch.rows.iter().zip(answers) {
+            match answer {
+                Ok(seq) if !S::is_write_ahead(row) => to_sync.push((reply, seq)),
+                answer => {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        stage.after_sync(to_sync);
+    }
+    batch.rows.clear();
 }
 
 type Answered = (Reply, Result<u64, StoreError>);
@@ -601,6 +624,9 @@ mod tests {
         fn is_event(row: &Row) -> bool {
             matches!(row, Row::Event)
         }
+        fn is_write_ahead(row: &Row) -> bool {
+            matches!(row, Row::Ahead)
+        }
         fn log_sync(&self) -> Option<Arc<dyn LogSync>> {
             Some(self.sync.clone())
         }
@@ -610,15 +636,49 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_event_committed_without_a_sync_is_answered_only_after_the_log_sync() {
+    /// A writer over a [`SyncedApartSink`], its commit log, and the permit its syncs wait for.
+    fn writer_with_held_sync() -> (CommitLog, std::sync::mpsc::Sender<()>, Arc<Writer<Row>>) {
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (permit, held) = std::sync::mpsc::channel();
         let sink = SyncedApartSink {
             log: log.clone(),
             sync: Arc::new(HeldSync(std::sync::Mutex::new(held))),
         };
-        let writer = Arc::new(Writer::spawn(sink, 16));
+        (log, permit, Arc::new(Writer::spawn(sink, 16)))
+    }
+
+    #[tokio::test]
+    async fn with_a_log_synced_apart_a_write_ahead_row_shares_the_commit_but_not_the_wait() {
+        let (log, permit, writer) = writer_with_held_sync();
+        // Both are queued before the writer runs (this runtime has one thread), so they share
+        // a batch.
+        let event = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.append(Row::Event).await }
+        });
+        let ahead = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.append(Row::Ahead).await }
+        });
+        let ahead = tokio::time::timeout(Duration::from_secs(5), ahead).await;
+        assert!(
+            matches!(ahead, Ok(Ok(Ok(0)))),
+            "answered while the sync is held: {ahead:?}"
+        );
+        assert!(!event.is_finished(), "the event waits for its sync");
+        let _ = permit.send(());
+        let event = tokio::time::timeout(Duration::from_secs(5), event).await;
+        assert!(matches!(event, Ok(Ok(Ok(0)))), "{event:?}");
+        assert_eq!(
+            logged(&log),
+            vec![(vec![false, true], SyncMode::Deferred)],
+            "one transaction for both"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_committed_without_a_sync_is_answered_only_after_the_log_sync() {
+        let (log, permit, writer) = writer_with_held_sync();
         let event = tokio::spawn({
             let writer = writer.clone();
             async move { writer.append(Row::Event).await }
