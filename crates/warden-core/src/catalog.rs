@@ -1,7 +1,8 @@
 //! The tool catalog: every tool Warden fronts, as discovered from the upstreams and refined by
 //! the config. Policy schema generation, listing and the pipeline all read from it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,12 +38,14 @@ pub struct DiscoveredTool {
 }
 
 /// All tools, by canonical name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
-    tools: BTreeMap<ToolName, ToolInfo>,
+    /// Shared, so that a call holds its tool without copying its schemas.
+    tools: BTreeMap<ToolName, Arc<ToolInfo>>,
+    /// The canonical name of each exposed name: every call looks its tool up by it.
+    exposed: HashMap<String, ToolName>,
     /// Each tool as its upstream described it, before the config's refinements: what tool
     /// pinning hashes.
-    #[serde(skip)]
     discovered: BTreeMap<ToolName, DiscoveredTool>,
 }
 
@@ -94,22 +97,24 @@ impl Catalog {
                 annotations: d.annotations,
                 name: name.clone(),
             };
-            self.tools.insert(name, info);
+            self.insert(info);
         }
     }
 
     pub fn get(&self, name: &ToolName) -> Option<&ToolInfo> {
-        self.tools.get(name)
+        self.tools.get(name).map(Arc::as_ref)
     }
     /// A tool as its upstream described it (tools added with [`Catalog::insert`] have none).
     pub fn discovered(&self, name: &ToolName) -> Option<&DiscoveredTool> {
         self.discovered.get(name)
     }
-    pub fn by_exposed_name(&self, exposed: &str) -> Option<&ToolInfo> {
-        self.tools.values().find(|t| t.exposed_name == exposed)
+    pub fn by_exposed_name(&self, exposed: &str) -> Option<&Arc<ToolInfo>> {
+        self.exposed
+            .get(exposed)
+            .and_then(|name| self.tools.get(name))
     }
     pub fn iter(&self) -> impl Iterator<Item = &ToolInfo> {
-        self.tools.values()
+        self.tools.values().map(Arc::as_ref)
     }
     pub fn len(&self) -> usize {
         self.tools.len()
@@ -117,9 +122,25 @@ impl Catalog {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
-    /// Insert a tool directly (tests and benchmarks).
+    /// Insert a tool (replacing one of the same name); also for tests and benchmarks.
+    ///
+    /// Two tools exposed under one name (a config `warden check` refuses) resolve to the first
+    /// by canonical name.
     pub fn insert(&mut self, info: ToolInfo) {
-        self.tools.insert(info.name.clone(), info);
+        if let Some(old) = self.tools.get(&info.name)
+            && self.exposed.get(&old.exposed_name) == Some(&info.name)
+        {
+            self.exposed.remove(&old.exposed_name);
+        }
+        self.exposed
+            .entry(info.exposed_name.clone())
+            .and_modify(|first| {
+                if info.name < *first {
+                    *first = info.name.clone();
+                }
+            })
+            .or_insert_with(|| info.name.clone());
+        self.tools.insert(info.name.clone(), Arc::new(info));
     }
 }
 

@@ -180,6 +180,19 @@ pub struct ProgressUpdate {
 /// `notifications/progress`). It must not block.
 pub type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
 
+/// A call's first answer ([`Gateway::start_call`]).
+pub enum FirstAnswer {
+    Final(CallResponse),
+    /// Waiting for an approval decision: [`Gateway::finish_held`] gives the final answer.
+    Held(HeldCall),
+}
+
+/// A call held for an approval decision: its agent and its pending answer.
+pub struct HeldCall {
+    principal: Principal,
+    pending: CallResponse,
+}
+
 pub const MAX_TASK_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_TASK_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -441,17 +454,41 @@ impl Gateway {
         request: CallRequest,
         progress: Option<Progress>,
     ) -> CallResponse {
+        match self.start_call(principal, request).await {
+            FirstAnswer::Final(response) => response,
+            FirstAnswer::Held(held) => self.finish_held(held, progress).await,
+        }
+    }
+
+    /// Run one call through the pipeline up to its first answer: the final one, or — when it
+    /// needs an approval and `[approvals] wait` lets it wait — a call held for the decision,
+    /// which [`Gateway::finish_held`] waits for. An edge that can report progress only in some
+    /// answers (a JSON body cannot, an event stream can) learns here which one it needs.
+    pub async fn start_call(&self, principal: Principal, request: CallRequest) -> FirstAnswer {
         if request.tool == approvals::STATUS_TOOL {
-            return self.approval_status(principal, request).await;
+            return FirstAnswer::Final(self.approval_status(principal, request).await);
         }
         let call = self.new_call(principal.clone(), request, None);
         let response = self.run(call).await;
-        match &response.approval_id {
-            Some(id) if !self.shared.config.approvals.wait.is_zero() => {
-                self.wait_for_decision(principal, id, response.clone(), progress)
+        if response.approval_id.is_some() && !self.shared.config.approvals.wait.is_zero() {
+            FirstAnswer::Held(HeldCall {
+                principal,
+                pending: response,
+            })
+        } else {
+            FirstAnswer::Final(response)
+        }
+    }
+
+    /// Wait for a held call's decision (up to `[approvals] wait`), telling `progress` meanwhile.
+    pub async fn finish_held(&self, held: HeldCall, progress: Option<Progress>) -> CallResponse {
+        let HeldCall { principal, pending } = held;
+        match pending.approval_id.clone() {
+            Some(id) => {
+                self.wait_for_decision(principal, &id, pending, progress)
                     .await
             }
-            _ => response,
+            None => pending,
         }
     }
 
@@ -851,6 +888,7 @@ impl Gateway {
             let tool = snapshot
                 .catalog
                 .by_exposed_name(name)
+                .map(AsRef::as_ref)
                 .or_else(|| name.parse().ok().and_then(|n| snapshot.catalog.get(&n)))
                 .ok_or_else(|| AdminError::Invalid(format!("unknown tool `{name}`")))?;
             if let Some(parent) = &principal.task

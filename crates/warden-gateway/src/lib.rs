@@ -27,5 +27,6 @@ pub mod undo;
 pub use call::{CallRequest, CallResponse, Channel, Principal, Refusal, RefusalKind};
 pub use evidence::{EvidenceError, EvidencePayload, EvidenceRead};
 pub use gateway::{
-    Gateway, GatewayParts, ListRequest, Progress, ProgressUpdate, Shared, Snapshot, TaskRequest,
+    FirstAnswer, Gateway, GatewayParts, HeldCall, ListRequest, Progress, ProgressUpdate, Shared,
+    Snapshot, TaskRequest,
 };

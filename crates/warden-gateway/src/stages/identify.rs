@@ -40,7 +40,7 @@ impl Stage for Identify {
             ))));
         };
         call.event.action = Some(tool.name.to_string());
-        call.tool = Some(std::sync::Arc::new(tool.clone()));
+        call.tool = Some(tool.clone());
 
         if let Some(blocked) = shared.pins.blocked(&tool.name) {
             return Ok(Flow::Answer(Refusal::denied(

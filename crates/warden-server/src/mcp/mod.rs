@@ -23,14 +23,18 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use warden_core::{AuditEvent, EventKind, Outcome, ToolInfo};
-use warden_gateway::{CallRequest, CallResponse, Channel, Gateway, ListRequest, Principal};
+use warden_gateway::{
+    CallRequest, CallResponse, Channel, FirstAnswer, Gateway, HeldCall, ListRequest, Principal,
+};
 
 use crate::AppState;
+
+mod direct;
 
 /// The rmcp service for `/mcp`: stateless, so any replica can answer any request.
 pub fn service(state: &AppState) -> StreamableHttpService<WardenMcp, NeverSessionManager> {
     let gateway = state.gateway.clone();
-    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    let mut hosts: Vec<String> = direct::DEFAULT_HOSTS.map(str::to_owned).to_vec();
     hosts.extend(state.gateway.config().server.allowed_hosts.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -93,7 +97,6 @@ impl ServerHandler for WardenMcp {
     ) -> Result<CallToolResponse, McpError> {
         let principal = principal(&context)?;
         let parts = context.extensions.get::<axum::http::request::Parts>();
-        let headers = parts.map(|p| &p.headers);
         let meta = request.meta.as_ref();
         let meta_field = |k: &str| {
             meta.and_then(|m| m.get(k))
@@ -101,15 +104,13 @@ impl ServerHandler for WardenMcp {
                 .map(str::to_owned)
                 .or_else(|| meta_str(&context, k))
         };
-        let call = CallRequest {
-            channel: Channel::Mcp,
-            tool: request.name.to_string(),
-            arguments: request.arguments.map(Value::Object),
-            user: meta_field("user"),
-            session: meta_field("session"),
-            mcp_session: headers.and_then(|h| header_str(h, "mcp-session-id")),
-            correlation_id: headers.and_then(crate::correlation_id),
-        };
+        let call = call_request(
+            parts.map(|p| &p.headers),
+            request.name.to_string(),
+            request.arguments,
+            meta_field("user"),
+            meta_field("session"),
+        );
         let progress = progress_reporter(&context);
         let response = self
             .gateway
@@ -118,6 +119,90 @@ impl ServerHandler for WardenMcp {
         crate::metrics::record_call(&response);
         Ok(CallToolResponse::from(to_mcp_result(response)))
     }
+}
+
+/// The gateway's request for a `tools/call` of `tool`, from the MCP request and its HTTP headers.
+fn call_request(
+    headers: Option<&HeaderMap>,
+    tool: String,
+    arguments: Option<serde_json::Map<String, Value>>,
+    user: Option<String>,
+    session: Option<String>,
+) -> CallRequest {
+    CallRequest {
+        channel: Channel::Mcp,
+        tool,
+        arguments: arguments.map(Value::Object),
+        user,
+        session,
+        mcp_session: headers.and_then(|h| header_str(h, "mcp-session-id")),
+        correlation_id: headers.and_then(crate::correlation_id),
+    }
+}
+
+/// Answer a plain `tools/call` without rmcp (see [`direct`]): in a JSON body, or, for a call
+/// held for approval whose agent asked for progress, on an event stream that carries the
+/// progress notifications and then the answer.
+async fn call_directly(
+    state: &AppState,
+    principal: Principal,
+    headers: &HeaderMap,
+    call: direct::DirectCall,
+) -> Response {
+    let direct::DirectCall {
+        id,
+        name,
+        arguments,
+        user,
+        session,
+        progress_token,
+        revision,
+    } = call;
+    let request = call_request(Some(headers), name, arguments, user, session);
+    let gateway = &state.gateway;
+    let response = match (gateway.start_call(principal, request).await, progress_token) {
+        (FirstAnswer::Final(response), _) => response,
+        (FirstAnswer::Held(held), None) => gateway.finish_held(held, None).await,
+        (FirstAnswer::Held(held), Some(token)) => {
+            return progress_stream(gateway.clone(), held, id, revision, token);
+        }
+    };
+    crate::metrics::record_call(&response);
+    direct::response(id, revision, to_mcp_result(response))
+}
+
+/// An event stream that carries a held call's progress notifications, then its answer.
+fn progress_stream(
+    gateway: Arc<Gateway>,
+    held: HeldCall,
+    id: Value,
+    revision: direct::Revision,
+    token: Value,
+) -> Response {
+    use axum::response::sse::{Event, Sse};
+    let (events, received) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let progress: warden_gateway::Progress = Arc::new({
+        let events = events.clone();
+        move |update: warden_gateway::ProgressUpdate| {
+            // A closed stream (the agent went away) only ends the reports.
+            let _ = events.send(direct::progress_message(&token, &update));
+        }
+    });
+    tokio::spawn(async move {
+        let response = gateway.finish_held(held, Some(progress)).await;
+        crate::metrics::record_call(&response);
+        let _ = events.send(direct::response_message(
+            id,
+            revision,
+            to_mcp_result(response),
+        ));
+    });
+    let stream = futures::stream::unfold(received, |mut received| async move {
+        let message = received.recv().await?;
+        let event = Event::default().data(message.to_string());
+        Some((Ok::<_, std::convert::Infallible>(event), received))
+    });
+    Sse::new(stream).into_response()
 }
 
 /// When the client asked for progress (`_meta.progressToken`), report a waiting call's progress
@@ -247,13 +332,18 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             return jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &reason, id);
         }
     };
-    let envelope = match check_jsonrpc(&bytes) {
-        Ok(envelope) => envelope,
+    let (envelope, mut message) = match check_jsonrpc(&bytes) {
+        Ok(checked) => checked,
         Err((code, reason)) => {
             let id = record_rejection(&state, &principal, &reason).await;
             return jsonrpc_error(StatusCode::BAD_REQUEST, code, &reason, id);
         }
     };
+    let allowed_hosts = &state.gateway.config().server.allowed_hosts;
+    if let Some(call) = direct::direct_call(&parts, &mut message, allowed_hosts) {
+        return call_directly(&state, principal, &parts.headers, call).await;
+    }
+    drop(message);
     let opens_session = envelope.initialize && !parts.headers.contains_key(MCP_SESSION_ID);
     let mut response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -290,8 +380,9 @@ struct Envelope {
     initialize: bool,
 }
 
-/// A JSON-RPC 2.0 message or batch, or a reason it is not one.
-fn check_jsonrpc(bytes: &Bytes) -> Result<Envelope, (i64, String)> {
+/// A JSON-RPC 2.0 message or batch (with what the guard needs to know of it), or a reason it
+/// is not one.
+fn check_jsonrpc(bytes: &Bytes) -> Result<(Envelope, Value), (i64, String)> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| (-32700, format!("parse error: the body is not JSON ({e})")))?;
     let messages = match &value {
@@ -328,7 +419,7 @@ fn check_jsonrpc(bytes: &Bytes) -> Result<Envelope, (i64, String)> {
         }
     }
     let initialize = value.get("method").and_then(Value::as_str) == Some("initialize");
-    Ok(Envelope { initialize })
+    Ok((Envelope { initialize }, value))
 }
 
 async fn record_rejection(state: &AppState, principal: &Principal, reason: &str) -> Option<String> {
@@ -375,17 +466,26 @@ mod tests {
     fn well_formed_jsonrpc_passes() {
         let ok =
             Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!(check_jsonrpc(&ok), Ok(Envelope { initialize: false }));
+        assert_eq!(
+            check_jsonrpc(&ok).map(|c| c.0),
+            Ok(Envelope { initialize: false })
+        );
     }
 
     #[test]
     fn only_a_single_initialize_request_opens_a_session() {
         let init =
             Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#);
-        assert_eq!(check_jsonrpc(&init), Ok(Envelope { initialize: true }));
+        assert_eq!(
+            check_jsonrpc(&init).map(|c| c.0),
+            Ok(Envelope { initialize: true })
+        );
         let batch =
             Bytes::from_static(br#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}]"#);
-        assert_eq!(check_jsonrpc(&batch), Ok(Envelope { initialize: false }));
+        assert_eq!(
+            check_jsonrpc(&batch).map(|c| c.0),
+            Ok(Envelope { initialize: false })
+        );
     }
 
     #[test]
