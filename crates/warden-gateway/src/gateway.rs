@@ -187,9 +187,10 @@ pub enum FirstAnswer {
     Held(HeldCall),
 }
 
-/// A call held for an approval decision: its agent and its pending answer.
+/// A call held for an approval decision: its agent, the approval request and its pending answer.
 pub struct HeldCall {
     principal: Principal,
+    approval_id: String,
     pending: CallResponse,
 }
 
@@ -470,26 +471,27 @@ impl Gateway {
         }
         let call = self.new_call(principal.clone(), request, None);
         let response = self.run(call).await;
-        if response.approval_id.is_some() && !self.shared.config.approvals.wait.is_zero() {
-            FirstAnswer::Held(HeldCall {
-                principal,
-                pending: response,
-            })
-        } else {
-            FirstAnswer::Final(response)
+        match response.approval_id.clone() {
+            Some(approval_id) if !self.shared.config.approvals.wait.is_zero() => {
+                FirstAnswer::Held(HeldCall {
+                    principal,
+                    approval_id,
+                    pending: response,
+                })
+            }
+            _ => FirstAnswer::Final(response),
         }
     }
 
     /// Wait for a held call's decision (up to `[approvals] wait`), telling `progress` meanwhile.
     pub async fn finish_held(&self, held: HeldCall, progress: Option<Progress>) -> CallResponse {
-        let HeldCall { principal, pending } = held;
-        match pending.approval_id.clone() {
-            Some(id) => {
-                self.wait_for_decision(principal, &id, pending, progress)
-                    .await
-            }
-            None => pending,
-        }
+        let HeldCall {
+            principal,
+            approval_id,
+            pending,
+        } = held;
+        self.wait_for_decision(principal, &approval_id, pending, progress)
+            .await
     }
 
     pub(crate) fn new_call(

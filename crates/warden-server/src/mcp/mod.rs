@@ -1,8 +1,9 @@
 //! The MCP edge: `POST /mcp`, MCP Streamable HTTP (2025-11-25 and 2026-07-28) through `rmcp`.
 //!
 //! Authentication and body checks run first, as axum middleware ([`guard`]), so a request that
-//! cannot be attributed or parsed is answered (and recorded) before MCP sees it. The handler then
-//! reads the caller's [`Principal`] from the HTTP request parts rmcp hands it.
+//! cannot be attributed or parsed is answered (and recorded) before MCP sees it. A plain
+//! `tools/call` the guard then answers itself (module `direct`); rmcp serves everything else, and
+//! its handler reads the caller's [`Principal`] from the HTTP request parts rmcp hands it.
 
 use std::sync::Arc;
 
