@@ -150,6 +150,23 @@ async fn a_tools_call_gets_the_same_answer_from_the_edge_and_from_rmcp() {
         .await;
     assert_eq!(status, 400, "{mismatched}");
 
+    // The edge answered calls 1 and 3, rmcp call 2; rmcp refused 4 and 5 before its handler.
+    let metrics = edge
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in [
+        "warden_mcp_tool_calls_total{path=\"edge\"} 2",
+        "warden_mcp_tool_calls_total{path=\"rmcp\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+
     // Three calls ran (and were recorded); the refused ones did not reach the pipeline.
     let tail = server.cli(&["audit", "tail", "-n", "20", "--json"]);
     let text = String::from_utf8_lossy(&tail.stdout);

@@ -1,4 +1,5 @@
-//! Prometheus metrics: call outcomes, authentication failures and call latency.
+//! Prometheus metrics: call outcomes, authentication failures, and which part of the MCP edge
+//! answered each `tools/call`.
 //!
 //! A handful of fixed counters does not warrant a metrics framework: they are atomics, and
 //! `/metrics` renders them in the Prometheus text format. No label carries payload data.
@@ -20,6 +21,19 @@ const OUTCOMES: [Outcome; 7] = [
 
 static CALLS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Who answered an MCP `tools/call`: the edge itself, or rmcp's service.
+#[derive(Debug, Clone, Copy)]
+pub enum McpPath {
+    Edge,
+    Rmcp,
+}
+
+static MCP_CALLS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+pub fn record_mcp_call(path: McpPath) {
+    MCP_CALLS[path as usize].fetch_add(1, Ordering::Relaxed);
+}
 
 pub fn record_call(response: &CallResponse) {
     if let Some(i) = OUTCOMES.iter().position(|o| *o == response.outcome) {
@@ -48,5 +62,13 @@ pub fn render() -> String {
         "warden_auth_failures_total {}\n",
         AUTH_FAILURES.load(Ordering::Relaxed)
     ));
+    out.push_str("# HELP warden_mcp_tool_calls_total MCP tools/call requests by what answered them: the edge itself or rmcp's service.\n");
+    out.push_str("# TYPE warden_mcp_tool_calls_total counter\n");
+    for (path, calls) in [("edge", McpPath::Edge), ("rmcp", McpPath::Rmcp)] {
+        out.push_str(&format!(
+            "warden_mcp_tool_calls_total{{path=\"{path}\"}} {}\n",
+            MCP_CALLS[calls as usize].load(Ordering::Relaxed)
+        ));
+    }
     out
 }

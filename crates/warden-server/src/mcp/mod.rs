@@ -118,6 +118,7 @@ impl ServerHandler for WardenMcp {
             .call_tool_with_progress(principal, call, progress)
             .await;
         crate::metrics::record_call(&response);
+        crate::metrics::record_mcp_call(crate::metrics::McpPath::Rmcp);
         Ok(CallToolResponse::from(to_mcp_result(response)))
     }
 }
@@ -160,6 +161,7 @@ async fn call_directly(
         revision,
     } = call;
     let request = call_request(Some(headers), name, arguments, user, session);
+    crate::metrics::record_mcp_call(crate::metrics::McpPath::Edge);
     let gateway = &state.gateway;
     let response = match (gateway.start_call(principal, request).await, progress_token) {
         (FirstAnswer::Final(response), _) => response,
