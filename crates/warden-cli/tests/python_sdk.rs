@@ -85,4 +85,21 @@ fn the_python_sdk_lists_calls_and_is_denied_where_policy_says() {
         server.log()
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+
+    // The SDK's plain calls are answered by the edge itself, not by rmcp's service.
+    let metrics = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            reqwest::get(format!("{}/metrics", server.base))
+                .await?
+                .text()
+                .await
+        })
+        .expect("metrics");
+    let edge_calls = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_mcp_tool_calls_total{path=\"edge\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    println!("{metrics}");
+    assert!(edge_calls.is_some_and(|n| n > 0), "{metrics}");
 }
