@@ -184,15 +184,22 @@ fn is_plain_id(id: &Value) -> bool {
 
 /// The revision `MCP-Protocol-Version` names, if it is one this path serves.
 fn revision(headers: &HeaderMap) -> Option<Revision> {
-    let mut values = headers.get_all("mcp-protocol-version").iter();
+    if !headers.contains_key("mcp-protocol-version") {
+        return Some(Revision::Plain);
+    }
+    match only_value(headers, "mcp-protocol-version")? {
+        v if PLAIN_REVISIONS.contains(&v) => Some(Revision::Plain),
+        v if v == ProtocolVersion::V_2026_07_28.as_str() => Some(Revision::Inline),
+        _ => None,
+    }
+}
+
+/// The header's value when it is sent exactly once, as text.
+fn only_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
-        (None, _) => Some(Revision::Plain),
-        (Some(v), None) => match v.to_str().ok()? {
-            v if PLAIN_REVISIONS.contains(&v) => Some(Revision::Plain),
-            v if v == ProtocolVersion::V_2026_07_28.as_str() => Some(Revision::Inline),
-            _ => None,
-        },
-        (Some(_), Some(_)) => None,
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
     }
 }
 
@@ -215,14 +222,8 @@ fn meta_fits(meta: &Map<String, Value>, revision: Revision) -> bool {
 /// One `Mcp-Method: tools/call` and one `Mcp-Name` naming the tool as it is (an encoded name
 /// is left to rmcp to decode).
 fn standard_headers_match(headers: &HeaderMap, tool: &str) -> bool {
-    let only = |name: &str| {
-        let mut values = headers.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (Some(v), None) => v.to_str().ok(),
-            _ => None,
-        }
-    };
-    only("mcp-method") == Some("tools/call") && only("mcp-name") == Some(tool)
+    only_value(headers, "mcp-method") == Some("tools/call")
+        && only_value(headers, "mcp-name") == Some(tool)
 }
 
 /// The media types rmcp requires: a JSON body, and an agent that accepts JSON and event streams.
@@ -231,11 +232,7 @@ fn media_types_ok(headers: &HeaderMap) -> bool {
 }
 
 fn content_type_is_json(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return false;
-    };
-    value.to_str().is_ok_and(|v| {
+    only_value(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
         let essence = v.split_once(';').map_or(v, |(essence, _)| essence);
         essence.trim().eq_ignore_ascii_case("application/json")
     })
