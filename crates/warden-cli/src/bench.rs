@@ -5,6 +5,10 @@
 //! clients. Each path (direct, through Warden) is measured twice: closed-loop at full
 //! concurrency (throughput, latency at saturation) and open-loop at a fixed rate (latency at
 //! that load). Every call's result is checked; any failure fails the run.
+//!
+//! Besides time, each phase reports the CPU time the whole process spent per call: on a shared
+//! machine, where throughput swings with the neighbours, the CPU a call costs (through Warden
+//! less directly) is the steadier measure of what the gateway adds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +75,8 @@ struct Phase {
     failures: usize,
     first_failure: Option<String>,
     elapsed: Duration,
+    /// CPU time (user + system, all threads of this process) spent during the phase.
+    cpu: Option<Duration>,
 }
 
 impl Phase {
@@ -93,6 +99,12 @@ impl Phase {
     fn p99(&self) -> Duration {
         self.percentile(0.99)
     }
+    /// Process CPU time per call made (successful or not), in microseconds.
+    fn cpu_us_per_call(&self) -> Option<f64> {
+        let calls = self.ok() + self.failures;
+        let cpu = self.cpu?;
+        (calls > 0).then(|| cpu.as_secs_f64() * 1e6 / calls as f64)
+    }
     fn json(&self) -> Value {
         json!({
             "ok": self.ok(),
@@ -101,6 +113,7 @@ impl Phase {
             "calls_per_s": round1(self.calls_per_s()),
             "p50_us": micros(self.p50()),
             "p99_us": micros(self.p99()),
+            "cpu_us_per_call": self.cpu_us_per_call().map(round1),
         })
     }
 }
@@ -464,6 +477,7 @@ async fn run_phase(
     rate: Option<u32>,
 ) -> anyhow::Result<(Vec<Caller>, Phase)> {
     let n = callers.len();
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let tasks: Vec<_> = callers
         .into_iter()
@@ -488,8 +502,35 @@ async fn run_phase(
         phase.first_failure = phase.first_failure.or(part.first_failure);
     }
     phase.elapsed = started.elapsed();
+    phase.cpu = cpu_before
+        .zip(process_cpu_time())
+        .map(|(before, after)| after.saturating_sub(before));
     phase.latencies.sort_unstable();
     Ok((callers, phase))
+}
+
+/// User plus system CPU time of this process so far (all threads).
+#[cfg(unix)]
+fn process_cpu_time() -> Option<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `getrusage` writes a whole `rusage` into the pointer on success, and we read it
+    // only then.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+            .checked_add(Duration::from_micros(u64::try_from(t.tv_usec).ok()?))
+    };
+    time(usage.ru_utime)?.checked_add(time(usage.ru_stime)?)
+}
+
+#[cfg(not(unix))]
+fn process_cpu_time() -> Option<Duration> {
+    None
 }
 
 impl Caller {
@@ -635,6 +676,12 @@ fn print_report(
         "Throughput at saturation: Warden reaches {:.1}% of direct.",
         ratio_pct(direct, warden)
     );
+    if let Some((direct_cpu, added_cpu)) = added_cpu(direct, warden) {
+        println!(
+            "CPU per call at saturation (the whole process: callers, gateway, upstream): direct {direct_cpu:.0} us, through Warden {:+.0} us more.",
+            added_cpu
+        );
+    }
     for (label, r) in [("direct", direct), ("warden", warden)] {
         let achieved = r.fixed_rate.calls_per_s();
         if achieved < 0.95 * f64::from(args.rate) {
@@ -682,6 +729,7 @@ fn report_json(
         "added_p50_us": round1(added_p50),
         "added_p99_us": round1(added_p99),
         "throughput_ratio_pct": round1(ratio_pct(direct, warden)),
+        "added_cpu_us_per_call": added_cpu(direct, warden).map(|(_, added)| round1(added)),
         "audit_events_committed": audited.as_ref().ok().map(|a| a.committed),
         "successful_warden_calls": audited.as_ref().ok().map(|a| a.expected),
     })
@@ -694,6 +742,13 @@ fn added(direct: &PathResult, warden: &PathResult) -> (f64, f64) {
         us(warden.fixed_rate.p50()) - us(direct.fixed_rate.p50()),
         us(warden.fixed_rate.p99()) - us(direct.fixed_rate.p99()),
     )
+}
+
+/// The direct path's CPU per call at saturation, and what going through Warden adds to it.
+fn added_cpu(direct: &PathResult, warden: &PathResult) -> Option<(f64, f64)> {
+    let direct_cpu = direct.saturation.cpu_us_per_call()?;
+    let warden_cpu = warden.saturation.cpu_us_per_call()?;
+    Some((direct_cpu, warden_cpu - direct_cpu))
 }
 
 fn ratio_pct(direct: &PathResult, warden: &PathResult) -> f64 {

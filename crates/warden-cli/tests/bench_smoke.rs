@@ -36,6 +36,11 @@ fn a_small_bench_run_succeeds_and_reports_json() {
                 report[path][phase]["p50_us"].as_f64() > Some(0.0),
                 "{report}"
             );
+            // Every call costs the process some CPU: callers, gateway and upstream run in it.
+            assert!(
+                report[path][phase]["cpu_us_per_call"].as_f64() > Some(0.0),
+                "{report}"
+            );
         }
     }
     // 8 warm-up + 60 + 60 calls through Warden, each committed before it was answered.
@@ -43,6 +48,10 @@ fn a_small_bench_run_succeeds_and_reports_json() {
     assert_eq!(report["audit_events_committed"], 128, "{report}");
     assert!(
         report["throughput_ratio_pct"].as_f64() > Some(0.0),
+        "{report}"
+    );
+    assert!(
+        report["added_cpu_us_per_call"].as_f64().is_some(),
         "{report}"
     );
 }
