@@ -1,10 +1,11 @@
 //! `warden bench`: gateway overhead against the direct upstream, measured in one run.
 //!
 //! Everything runs in this process: the built-in `echo` MCP server over Streamable HTTP, a
-//! Warden gateway in front of it (durable SQLite audit log in a temporary folder), and the
-//! clients. Each path (direct, through Warden) is measured twice: closed-loop at full
-//! concurrency (throughput, latency at saturation) and open-loop at a fixed rate (latency at
-//! that load). Every call's result is checked; any failure fails the run.
+//! plain HTTP reverse proxy in front of it (what one more hop costs by itself), a Warden
+//! gateway in front of it (durable SQLite audit log in a temporary folder, or `--database`),
+//! and the clients. Each path (direct, through the proxy, through Warden) is measured twice:
+//! closed-loop at full concurrency (throughput, latency at saturation) and open-loop at a fixed
+//! rate (latency at that load). Every call's result is checked; any failure fails the run.
 //!
 //! Besides time, each phase reports the CPU time the whole process spent per call: on a shared
 //! machine, where throughput swings with the neighbours, the CPU a call costs (through Warden
@@ -20,6 +21,8 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
+
+mod proxy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warden_core::{Config, EventKind, Outcome};
@@ -43,6 +46,10 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The audit store Warden commits to (`sqlite://FILE`, `sqlite::memory:`, `postgres://...`);
+    /// by default a SQLite file in a temporary folder. The bench adds its agent's key and events.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 const AGENT: &str = "bench-bot";
@@ -143,6 +150,7 @@ impl PathResult {
 /// The in-process servers, stopped by [`Servers::stop`].
 struct Servers {
     upstream_url: String,
+    proxy_url: String,
     warden_url: String,
     key: String,
     assembled: Assembled,
@@ -158,31 +166,63 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "--calls must be at least --concurrency"
     );
     ensure!(args.rate >= 1, "--rate must be at least 1 call per second");
-    let servers = start_servers().await?;
+    let started = chrono::Utc::now();
+    let servers = start_servers(args.database.as_deref()).await?;
     let machine = Machine::probe(servers.dir.path());
     if !args.json {
         print_header(&args, &servers, &machine);
     }
     let payload: Arc<str> = payload().into();
-    let (to_upstream, to_warden) = targets(&servers);
+    let [to_upstream, to_proxy, to_warden] = targets(&servers);
     let direct = measure_path(&args, to_upstream, &payload).await?;
+    let proxy = measure_path(&args, to_proxy, &payload).await?;
     let warden = measure_path(&args, to_warden, &payload).await?;
-    let audited = count_audit_events(&servers, &warden).await;
+    let audited = count_audit_events(&servers, &warden, started).await;
     servers.stop().await;
+    let paths = Paths {
+        direct,
+        proxy,
+        warden,
+    };
     if args.json {
-        let report = report_json(&args, &machine, &direct, &warden, &audited);
+        let report = report_json(&args, &machine, &paths, &audited);
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&args, &direct, &warden, &audited);
+        print_report(&args, &paths, &audited);
     }
-    verdict(&direct, &warden, audited)
+    verdict(&paths, audited)
 }
 
-/// The direct path (no key, the upstream's own tool name) and the path through Warden.
-fn targets(servers: &Servers) -> (Arc<Target>, Arc<Target>) {
+/// The measurements of the three paths.
+struct Paths {
+    direct: PathResult,
+    proxy: PathResult,
+    warden: PathResult,
+}
+
+impl Paths {
+    fn labelled(&self) -> [(&'static str, &PathResult); 3] {
+        [
+            ("direct", &self.direct),
+            ("proxy", &self.proxy),
+            ("warden", &self.warden),
+        ]
+    }
+}
+
+/// The direct path (no key, the upstream's own tool name), the same through the plain proxy,
+/// and the path through Warden.
+fn targets(servers: &Servers) -> [Arc<Target>; 3] {
     let direct = Target {
         label: "direct",
         url: servers.upstream_url.clone(),
+        key: None,
+        tool: "echo",
+        expect_warden_meta: false,
+    };
+    let proxy = Target {
+        label: "proxy",
+        url: servers.proxy_url.clone(),
         key: None,
         tool: "echo",
         expect_warden_meta: false,
@@ -194,25 +234,24 @@ fn targets(servers: &Servers) -> (Arc<Target>, Arc<Target>) {
         tool: "echo.echo",
         expect_warden_meta: true,
     };
-    (Arc::new(direct), Arc::new(warden))
+    [Arc::new(direct), Arc::new(proxy), Arc::new(warden)]
 }
 
 /// A run fails when any call failed or a successful call left no audit event.
-fn verdict(
-    direct: &PathResult,
-    warden: &PathResult,
-    audited: anyhow::Result<Audited>,
-) -> anyhow::Result<()> {
-    let failures = direct.failures() + warden.failures();
+fn verdict(paths: &Paths, audited: anyhow::Result<Audited>) -> anyhow::Result<()> {
+    let failures: usize = paths.labelled().iter().map(|(_, p)| p.failures()).sum();
     if failures > 0 {
-        let first = warden
-            .first_failure()
-            .or(direct.first_failure())
+        let first = paths
+            .labelled()
+            .iter()
+            .rev()
+            .find_map(|(_, p)| p.first_failure())
             .unwrap_or("?");
         bail!(
-            "{failures} calls failed (direct {}, warden {}); first failure: {first}",
-            direct.failures(),
-            warden.failures()
+            "{failures} calls failed (direct {}, proxy {}, warden {}); first failure: {first}",
+            paths.direct.failures(),
+            paths.proxy.failures(),
+            paths.warden.failures()
         );
     }
     let audited = audited?;
@@ -234,19 +273,13 @@ fn payload() -> String {
         .collect()
 }
 
-/// Start the echo upstream and a Warden gateway in front of it; issue the bench agent's key.
-async fn start_servers() -> anyhow::Result<Servers> {
+/// Start the echo upstream, the plain proxy and a Warden gateway in front of it; issue the
+/// bench agent's key.
+async fn start_servers(database: Option<&str>) -> anyhow::Result<Servers> {
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot listen for the echo upstream")?;
-    let upstream_url = format!(
-        "http://{}{}",
-        listener.local_addr()?,
-        warden_samples::HTTP_PATH
-    );
+    let (listener, upstream_url) = listen("the echo upstream", warden_samples::HTTP_PATH).await?;
     let upstream_stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = warden_samples::serve_http(SampleKind::Echo, listener, upstream_stop).await
@@ -255,16 +288,22 @@ async fn start_servers() -> anyhow::Result<Servers> {
         }
     }));
 
+    let (listener, proxy_url) = listen("the plain proxy", warden_samples::HTTP_PATH).await?;
+    let (proxy_stop, to) = (shutdown.clone(), upstream_url.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = proxy::serve(listener, to, proxy_stop).await {
+            eprintln!("warning: the plain proxy stopped: {e:#}");
+        }
+    }));
+
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let config_path = write_config(dir.path(), &upstream_url)?;
+    let database = database.unwrap_or("sqlite://bench.db");
+    let config_path = write_config(dir.path(), &upstream_url, database)?;
     let config = Config::load(&config_path).map_err(|d| anyhow::anyhow!("{d}"))?;
     let assembled = warden_server::assemble(config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot assemble the gateway: {e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot listen for the gateway")?;
-    let warden_url = format!("http://{}/mcp", listener.local_addr()?);
+    let (listener, warden_url) = listen("the gateway", "/mcp").await?;
     let state = AppState {
         gateway: assembled.gateway.clone(),
     };
@@ -281,6 +320,7 @@ async fn start_servers() -> anyhow::Result<Servers> {
         .context("cannot issue the bench agent's key")?;
     Ok(Servers {
         upstream_url,
+        proxy_url,
         warden_url,
         key: secret.secret,
         assembled,
@@ -290,11 +330,26 @@ async fn start_servers() -> anyhow::Result<Servers> {
     })
 }
 
+/// A listener on a free loopback port, and the URL of `path` on it.
+async fn listen(what: &str, path: &str) -> anyhow::Result<(tokio::net::TcpListener, String)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .with_context(|| format!("cannot listen for {what}"))?;
+    let url = format!("http://{}{path}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
 /// One vendor, the echo upstream, one role, one agent, one policy.
-fn write_config(dir: &std::path::Path, upstream_url: &str) -> anyhow::Result<std::path::PathBuf> {
+fn write_config(
+    dir: &std::path::Path,
+    upstream_url: &str,
+    database: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    // A JSON string is a valid TOML basic string.
+    let database = serde_json::to_string(database)?;
     let config = format!(
         r#"[server]
-database = "sqlite://bench.db"
+database = {database}
 
 [[vendors]]
 name = "local"
@@ -364,7 +419,9 @@ fn print_header(args: &BenchArgs, servers: &Servers, machine: &Machine) {
     println!(
         "Warden bench: tools/call with a {PAYLOAD_BYTES}-byte payload to the built-in echo server over Streamable HTTP,"
     );
-    println!("directly and through Warden (policy check + durable SQLite audit commit per call).");
+    println!(
+        "directly, through a plain HTTP reverse proxy (one more hop, nothing else), and through Warden (full pipeline, audit commit per call)."
+    );
     println!(
         "{} concurrent callers, {} calls per measurement (+{} warm-up), fixed rate {} calls/s.",
         args.concurrency,
@@ -384,10 +441,65 @@ fn print_header(args: &BenchArgs, servers: &Servers, machine: &Machine) {
     let fsync = machine
         .fsync
         .map_or_else(|| "unknown".to_owned(), |d| format!("{:.2} ms", ms(d)));
-    println!(
-        "Audit log: {} (WAL, group commit, each call answered after an fdatasync of the WAL); fsync on this disk: p50 {fsync}.\n",
-        servers.dir.path().join("bench.db").display()
-    );
+    match AuditStore::of(args.database.as_deref()) {
+        AuditStore::TemporaryFile => println!(
+            "Audit log: {} (WAL, group commit, each call answered after an fdatasync of the WAL); fsync on this disk: p50 {fsync}.\n",
+            servers.dir.path().join("bench.db").display()
+        ),
+        store => println!("Audit log: {}.\n", store.describe()),
+    }
+}
+
+/// Where the bench's gateway commits its audit log; never the URL, which may hold a password.
+#[derive(Clone, Copy)]
+enum AuditStore {
+    TemporaryFile,
+    SqliteFile,
+    SqliteMemory,
+    Postgres,
+    Unknown,
+}
+
+impl AuditStore {
+    fn of(database: Option<&str>) -> Self {
+        let Some(url) = database else {
+            return Self::TemporaryFile;
+        };
+        match warden_store::backend_of(url) {
+            Ok(warden_store::Backend::Sqlite)
+                if url.contains(":memory:") || url.contains("mode=memory") =>
+            {
+                Self::SqliteMemory
+            }
+            Ok(warden_store::Backend::Sqlite) => Self::SqliteFile,
+            Ok(warden_store::Backend::Postgres) => Self::Postgres,
+            Err(_) => Self::Unknown,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::TemporaryFile | Self::SqliteFile => "sqlite-file",
+            Self::SqliteMemory => "sqlite-memory",
+            Self::Postgres => "postgres",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::TemporaryFile | Self::SqliteFile => {
+                "a SQLite file (WAL, group commit, each call answered after an fdatasync of the WAL)"
+            }
+            Self::SqliteMemory => {
+                "in-memory SQLite: NOT durable, a reference for what the durable commit costs"
+            }
+            Self::Postgres => {
+                "PostgreSQL (group commit, each call answered after a synced commit; the server's own CPU is not in the CPU-per-call figures)"
+            }
+            Self::Unknown => "the given database",
+        }
+    }
 }
 
 fn warmup_calls(args: &BenchArgs) -> usize {
@@ -610,7 +722,13 @@ struct Audited {
     expected: usize,
 }
 
-async fn count_audit_events(servers: &Servers, warden: &PathResult) -> anyhow::Result<Audited> {
+/// Counted among the events that began after `since`: a database given with `--database` may
+/// hold earlier runs' events.
+async fn count_audit_events(
+    servers: &Servers,
+    warden: &PathResult,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Audited> {
     let expected = warden.ok();
     // The log also holds failed calls and the key issuance; read a little more than all calls.
     let limit = u32::try_from(expected + warden.failures() + 16).unwrap_or(u32::MAX);
@@ -626,6 +744,7 @@ async fn count_audit_events(servers: &Servers, warden: &PathResult) -> anyhow::R
             e.kind == EventKind::ToolCall
                 && e.agent.as_deref() == Some(AGENT)
                 && e.outcome == Outcome::Ok
+                && e.started_at >= since
         })
         .count();
     Ok(Audited {
@@ -634,12 +753,7 @@ async fn count_audit_events(servers: &Servers, warden: &PathResult) -> anyhow::R
     })
 }
 
-fn print_report(
-    args: &BenchArgs,
-    direct: &PathResult,
-    warden: &PathResult,
-    audited: &anyhow::Result<Audited>,
-) {
+fn print_report(args: &BenchArgs, paths: &Paths, audited: &anyhow::Result<Audited>) {
     println!(
         "{:<8} {:>22} {:>9} {:>9}   {:>22} {:>9} {:>9} {:>9}",
         "",
@@ -651,7 +765,7 @@ fn print_report(
         "p99 ms",
         "failures"
     );
-    for (label, r) in [("direct", direct), ("warden", warden)] {
+    for (label, r) in paths.labelled() {
         println!(
             "{:<8} {:>22.0} {:>9.3} {:>9.3}   {:>22.0} {:>9.3} {:>9.3} {:>9}",
             label,
@@ -665,6 +779,7 @@ fn print_report(
         );
     }
     println!();
+    let (direct, proxy, warden) = (&paths.direct, &paths.proxy, &paths.warden);
     let (added_p50, added_p99) = added(direct, warden);
     println!(
         "Added by Warden at {} calls/s: p50 {:+.3} ms, p99 {:+.3} ms.",
@@ -672,17 +787,26 @@ fn print_report(
         added_p50 / 1000.0,
         added_p99 / 1000.0
     );
+    let (proxy_p50, proxy_p99) = added(direct, proxy);
     println!(
-        "Throughput at saturation: Warden reaches {:.1}% of direct.",
-        ratio_pct(direct, warden)
+        "Added by the plain proxy at {} calls/s: p50 {:+.3} ms, p99 {:+.3} ms.",
+        args.rate,
+        proxy_p50 / 1000.0,
+        proxy_p99 / 1000.0
     );
-    if let Some((direct_cpu, added_cpu)) = added_cpu(direct, warden) {
+    println!(
+        "Throughput at saturation: Warden reaches {:.1}% of direct; the plain proxy {:.1}%.",
+        ratio_pct(direct, warden),
+        ratio_pct(direct, proxy)
+    );
+    if let (Some((direct_cpu, warden_cpu)), Some((_, proxy_cpu))) =
+        (added_cpu(direct, warden), added_cpu(direct, proxy))
+    {
         println!(
-            "CPU per call at saturation (the whole process: callers, gateway, upstream): direct {direct_cpu:.0} us, through Warden {:+.0} us more.",
-            added_cpu
+            "CPU per call at saturation (the whole process: callers, gateway, upstream): direct {direct_cpu:.0} us; the plain proxy adds {proxy_cpu:.0} us, Warden {warden_cpu:.0} us."
         );
     }
-    for (label, r) in [("direct", direct), ("warden", warden)] {
+    for (label, r) in paths.labelled() {
         let achieved = r.fixed_rate.calls_per_s();
         if achieved < 0.95 * f64::from(args.rate) {
             println!(
@@ -703,10 +827,10 @@ fn print_report(
 fn report_json(
     args: &BenchArgs,
     machine: &Machine,
-    direct: &PathResult,
-    warden: &PathResult,
+    paths: &Paths,
     audited: &anyhow::Result<Audited>,
 ) -> Value {
+    let (direct, proxy, warden) = (&paths.direct, &paths.proxy, &paths.warden);
     let path = |r: &PathResult| {
         json!({
             "saturation": r.saturation.json(),
@@ -715,6 +839,7 @@ fn report_json(
         })
     };
     let (added_p50, added_p99) = added(direct, warden);
+    let (proxy_p50, proxy_p99) = added(direct, proxy);
     json!({
         "cores": machine.cores,
         "load_average": machine.load,
@@ -724,35 +849,41 @@ fn report_json(
         "warmup": warmup_calls(args),
         "payload_bytes": PAYLOAD_BYTES,
         "rate": args.rate,
+        "database": AuditStore::of(args.database.as_deref()).label(),
         "direct": path(direct),
+        "proxy": path(proxy),
         "warden": path(warden),
         "added_p50_us": round1(added_p50),
         "added_p99_us": round1(added_p99),
         "throughput_ratio_pct": round1(ratio_pct(direct, warden)),
         "added_cpu_us_per_call": added_cpu(direct, warden).map(|(_, added)| round1(added)),
+        "proxy_added_p50_us": round1(proxy_p50),
+        "proxy_added_p99_us": round1(proxy_p99),
+        "proxy_throughput_ratio_pct": round1(ratio_pct(direct, proxy)),
+        "proxy_added_cpu_us_per_call": added_cpu(direct, proxy).map(|(_, added)| round1(added)),
         "audit_events_committed": audited.as_ref().ok().map(|a| a.committed),
         "successful_warden_calls": audited.as_ref().ok().map(|a| a.expected),
     })
 }
 
-/// Warden minus direct at the fixed rate, p50 and p99, in microseconds.
-fn added(direct: &PathResult, warden: &PathResult) -> (f64, f64) {
+/// A path (Warden, the proxy) minus direct at the fixed rate, p50 and p99, in microseconds.
+fn added(direct: &PathResult, through: &PathResult) -> (f64, f64) {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     (
-        us(warden.fixed_rate.p50()) - us(direct.fixed_rate.p50()),
-        us(warden.fixed_rate.p99()) - us(direct.fixed_rate.p99()),
+        us(through.fixed_rate.p50()) - us(direct.fixed_rate.p50()),
+        us(through.fixed_rate.p99()) - us(direct.fixed_rate.p99()),
     )
 }
 
-/// The direct path's CPU per call at saturation, and what going through Warden adds to it.
-fn added_cpu(direct: &PathResult, warden: &PathResult) -> Option<(f64, f64)> {
+/// The direct path's CPU per call at saturation, and what going through another path adds.
+fn added_cpu(direct: &PathResult, through: &PathResult) -> Option<(f64, f64)> {
     let direct_cpu = direct.saturation.cpu_us_per_call()?;
-    let warden_cpu = warden.saturation.cpu_us_per_call()?;
-    Some((direct_cpu, warden_cpu - direct_cpu))
+    let through_cpu = through.saturation.cpu_us_per_call()?;
+    Some((direct_cpu, through_cpu - direct_cpu))
 }
 
-fn ratio_pct(direct: &PathResult, warden: &PathResult) -> f64 {
-    100.0 * warden.saturation.calls_per_s() / direct.saturation.calls_per_s().max(1e-9)
+fn ratio_pct(direct: &PathResult, through: &PathResult) -> f64 {
+    100.0 * through.saturation.calls_per_s() / direct.saturation.calls_per_s().max(1e-9)
 }
 
 fn ms(d: Duration) -> f64 {

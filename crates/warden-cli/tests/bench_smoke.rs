@@ -7,8 +7,8 @@ use serde_json::Value;
 
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 
-#[test]
-fn a_small_bench_run_succeeds_and_reports_json() {
+/// `warden bench` with a small load and `extra` arguments; its JSON report.
+fn small_bench(extra: &[&str]) -> Value {
     let out = Command::new(WARDEN)
         .args([
             "bench",
@@ -22,13 +22,20 @@ fn a_small_bench_run_succeeds_and_reports_json() {
             "400",
             "--json",
         ])
+        .args(extra)
         .output()
         .expect("run warden bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
-    let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
-    for path in ["direct", "warden"] {
+    serde_json::from_str(&stdout).expect("one JSON object")
+}
+
+#[test]
+fn a_small_bench_run_succeeds_and_reports_json() {
+    let report = small_bench(&[]);
+    assert_eq!(report["database"], "sqlite-file", "{report}");
+    for path in ["direct", "proxy", "warden"] {
         assert_eq!(report[path]["failures"], 0, "{report}");
         for phase in ["saturation", "fixed_rate"] {
             assert_eq!(report[path][phase]["ok"], 60, "{report}");
@@ -50,10 +57,21 @@ fn a_small_bench_run_succeeds_and_reports_json() {
         report["throughput_ratio_pct"].as_f64() > Some(0.0),
         "{report}"
     );
-    assert!(
-        report["added_cpu_us_per_call"].as_f64().is_some(),
-        "{report}"
-    );
+    for figure in [
+        "added_cpu_us_per_call",
+        "proxy_throughput_ratio_pct",
+        "proxy_added_cpu_us_per_call",
+    ] {
+        assert!(report[figure].as_f64().is_some(), "{figure}: {report}");
+    }
+}
+
+#[test]
+fn the_bench_can_commit_to_another_store() {
+    let report = small_bench(&["--database", "sqlite::memory:"]);
+    assert_eq!(report["database"], "sqlite-memory", "{report}");
+    assert_eq!(report["warden"]["failures"], 0, "{report}");
+    assert_eq!(report["audit_events_committed"], 128, "{report}");
 }
 
 #[test]
