@@ -11,6 +11,8 @@
 //! machine, where throughput swings with the neighbours, the CPU a call costs (through Warden
 //! less directly) is the steadier measure of what the gateway adds.
 
+mod proxy;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +23,6 @@ use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
-
-mod proxy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warden_core::{Config, EventKind, Outcome};
@@ -47,7 +47,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// The audit store Warden commits to (`sqlite://FILE`, `sqlite::memory:`, `postgres://...`);
-    /// by default a SQLite file in a temporary folder. The bench adds its agent's key and events.
+    /// by default a SQLite file in a temporary folder, where a relative SQLite path is taken
+    /// too. The bench adds its agent's key and events.
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
 }
