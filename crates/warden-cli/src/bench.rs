@@ -9,7 +9,7 @@
 //!
 //! Besides time, each phase reports the CPU time the whole process spent per call: on a shared
 //! machine, where throughput swings with the neighbours, the CPU a call costs (through Warden
-//! less directly) is the steadier measure of what the gateway adds.
+//! less directly) is usually the steadier measure of what the gateway adds.
 
 mod proxy;
 
