@@ -577,10 +577,7 @@ mod tests {
             gate: gate.clone(),
         };
         let writer = Arc::new(Writer::spawn(sink, 16));
-        let event = tokio::spawn({
-            let writer = writer.clone();
-            async move { writer.append(Row::Event).await }
-        });
+        let event = spawn_append(&writer, Row::Event);
         let ahead = tokio::time::timeout(Duration::from_secs(5), writer.append(Row::Ahead)).await;
         assert!(
             matches!(ahead, Ok(Ok(0))),
@@ -637,6 +634,15 @@ mod tests {
     }
 
     /// A writer over a [`SyncedApartSink`], its commit log, and the permit its syncs wait for.
+    /// Queue `row` from a task of its own, so the test can watch when it is answered.
+    fn spawn_append(
+        writer: &Arc<Writer<Row>>,
+        row: Row,
+    ) -> tokio::task::JoinHandle<Result<u64, StoreError>> {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.append(row).await })
+    }
+
     fn writer_with_held_sync() -> (CommitLog, std::sync::mpsc::Sender<()>, Arc<Writer<Row>>) {
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (permit, held) = std::sync::mpsc::channel();
@@ -652,14 +658,8 @@ mod tests {
         let (log, permit, writer) = writer_with_held_sync();
         // Both are queued before the writer runs (this runtime has one thread), so they share
         // a batch.
-        let event = tokio::spawn({
-            let writer = writer.clone();
-            async move { writer.append(Row::Event).await }
-        });
-        let ahead = tokio::spawn({
-            let writer = writer.clone();
-            async move { writer.append(Row::Ahead).await }
-        });
+        let event = spawn_append(&writer, Row::Event);
+        let ahead = spawn_append(&writer, Row::Ahead);
         let ahead = tokio::time::timeout(Duration::from_secs(5), ahead).await;
         assert!(
             matches!(ahead, Ok(Ok(Ok(0)))),
@@ -679,10 +679,7 @@ mod tests {
     #[tokio::test]
     async fn an_event_committed_without_a_sync_is_answered_only_after_the_log_sync() {
         let (log, permit, writer) = writer_with_held_sync();
-        let event = tokio::spawn({
-            let writer = writer.clone();
-            async move { writer.append(Row::Event).await }
-        });
+        let event = spawn_append(&writer, Row::Event);
         // Committed (deferred), but not answered while the sync is held.
         for _ in 0..500 {
             if !logged(&log).is_empty() {
